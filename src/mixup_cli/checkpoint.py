@@ -1,0 +1,94 @@
+"""Checkpoints: written atomically, read without unpickling code, complete enough to rebuild.
+
+A checkpoint is a dict of tensors and plain data only (no pickled classes), so it loads with
+`torch.load(..., weights_only=True)`: opening a checkpoint from someone else never runs code.
+It holds the model's registry name and arguments, the dataset and its normalization, the
+resolved config and the training position, so `load_model(path)` needs nothing else.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Union
+
+import torch
+
+from .errors import ConfigError, RunError
+
+FORMAT = "mixup-cli-checkpoint"
+VERSION = 1
+
+
+def save_checkpoint(payload: dict, path: Union[str, Path]) -> None:
+    """Write to a temporary file beside `path`, fsync, then rename: `path` is never half-written."""
+    path = Path(path)
+    payload = {"format": FORMAT, "version": VERSION, **payload}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise RunError(f"could not write checkpoint '{path}': {exc.strerror or exc}; "
+                       f"the previous checkpoint is kept. Free disk space or choose another --out") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: Union[str, Path], map_location: Any = "cpu") -> dict:
+    """Read a checkpoint with weights_only=True; any damage is a one-line ConfigError."""
+    path = Path(path)
+    if path.is_dir():
+        for name in ("best.pt", "last.pt"):
+            if (path / name).is_file():
+                path = path / name
+                break
+        else:
+            raise ConfigError(f"run directory '{path}' holds no best.pt or last.pt; pass a checkpoint file")
+    if not path.is_file():
+        raise ConfigError(f"checkpoint '{path}' does not exist; pass the path of a .pt file written by mixup train")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many kinds for damaged files
+        text = str(exc)
+        if "Weights only load failed" in text or "Unsupported global" in text:
+            raise ConfigError(
+                f"checkpoint '{path}' holds pickled objects beyond tensors and plain data, which are not loaded "
+                f"for safety; only load checkpoints written by mixup train"
+            ) from None
+        raise ConfigError(
+            f"checkpoint '{path}' cannot be read (truncated, corrupted or not a checkpoint: "
+            f"{text.splitlines()[0][:120] if text else type(exc).__name__})"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ConfigError(f"'{path}' is not a mixup checkpoint; pass a .pt file written by mixup train")
+    if payload.get("version", 0) > VERSION:
+        raise ConfigError(f"checkpoint '{path}' has format version {payload['version']}, newer than this "
+                          f"mixup's {VERSION}; upgrade mixup-cli")
+    payload["path"] = str(path)
+    return payload
+
+
+def model_from_checkpoint(payload: dict) -> torch.nn.Module:
+    """The checkpoint's model in eval mode, taking raw-scale inputs (it normalizes them itself)."""
+    from .models import Normalized, build_model
+
+    spec = payload["model"]
+    net = build_model(spec["name"], spec["num_classes"], tuple(spec["input_shape"]), **spec["options"])
+    model = Normalized(net, spec["mean"], spec["std"], len(spec["input_shape"]))
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        raise ConfigError(f"checkpoint '{payload.get('path')}' does not match its model '{spec['name']}': "
+                          f"{str(exc).splitlines()[0][:160]}") from None
+    return model.eval()
+
+
+def load_model(path: Union[str, Path], device: Union[str, torch.device] = "cpu") -> torch.nn.Module:
+    """Public API: the model of a checkpoint file (or run directory), in eval mode, raw-scale inputs."""
+    return model_from_checkpoint(load_checkpoint(path)).to(device)

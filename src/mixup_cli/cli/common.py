@@ -1,0 +1,112 @@
+"""What every subcommand shares: the stderr console, one-line errors, JSON on stdout, and the
+Typer options generated from a config dataclass (so the dataclass stays the one source of
+defaults and help text)."""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import json
+import sys
+import traceback
+import typing
+from typing import Any, Callable, Optional
+
+import typer
+from rich.console import Console
+
+from ..config import field_type
+from ..errors import MixupError
+
+console = Console(stderr=True, highlight=False)
+
+
+def fail(message: str, code: int = 2) -> typing.NoReturn:
+    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def print_json(payload: Any) -> None:
+    """The only thing a command with --json writes to stdout."""
+    sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def run_guarded(debug: bool, action: Callable[[], Any]) -> Any:
+    """Run a command body; library errors become one line and an exit code, never a traceback."""
+    try:
+        return action()
+    except typer.Exit:
+        raise
+    except MixupError as exc:
+        if debug:
+            traceback.print_exc()
+        fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]")
+        raise typer.Exit(130)
+    except Exception as exc:  # an unexpected failure: one line unless --debug
+        if debug:
+            traceback.print_exc()
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        fail(f"{type(exc).__name__}: {first} (run again with --debug for the traceback)", 1)
+
+
+def _flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _cli_annotation(annotation: Any) -> Any:
+    base = annotation
+    if typing.get_origin(annotation) in (typing.Union, getattr(__import__("types"), "UnionType", ())):
+        base = [a for a in typing.get_args(annotation) if a is not type(None)][0]
+    if typing.get_origin(base) is list:
+        return Optional[str]  # comma-separated on the command line
+    return Optional[base]
+
+
+def config_parameters(cls: type) -> list[inspect.Parameter]:
+    """One Typer option per config field; default None means 'not given' (YAML or default wins)."""
+    params = []
+    for f in dataclasses.fields(cls):
+        if not f.metadata.get("cli", True):
+            continue
+        annotation = _cli_annotation(field_type(cls, f.name))
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        help_text = f.metadata.get("help", "")
+        choices = f.metadata.get("choices")
+        if isinstance(choices, list):
+            help_text += f" Choices: {', '.join(map(str, choices))}."
+        shown = ",".join(map(str, default)) if isinstance(default, list) else default
+        if annotation is Optional[bool]:
+            decl = typer.Option(None, f"{_flag_name(f.name)}/--no-{f.name.replace('_', '-')}", help=help_text,
+                                show_default=str(shown))
+        else:
+            decl = typer.Option(None, _flag_name(f.name), help=help_text,
+                                show_default=str(shown) if shown not in (None, "") else False)
+        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=decl, annotation=annotation))
+    return params
+
+
+def with_config_options(cls: type):
+    """Decorator: add `cls`'s fields as options; the command receives them as a dict `overrides`."""
+    names = [f.name for f in dataclasses.fields(cls) if f.metadata.get("cli", True)]
+
+    def decorate(command: Callable) -> Callable:
+        own = [p for p in inspect.signature(command).parameters.values() if p.name != "overrides"]
+
+        @functools.wraps(command)
+        def wrapper(**kwargs):
+            overrides = {k: kwargs.pop(k) for k in names if k in kwargs}
+            return command(overrides=overrides, **kwargs)
+
+        wrapper.__signature__ = inspect.Signature(own + config_parameters(cls))
+        wrapper.__annotations__ = {}
+        return wrapper
+
+    return decorate
+
+
+CONFIG_OPTION = typer.Option(None, "--config", "-c", help="YAML file of config keys; flags override it.")
+JSON_OPTION = typer.Option(False, "--json", help="Print one JSON object on stdout (everything else goes to stderr).")
+DEBUG_OPTION = typer.Option(False, "--debug", help="Show the traceback of an unexpected error.")

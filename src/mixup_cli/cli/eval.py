@@ -1,0 +1,40 @@
+"""`mixup eval`: test error of one or more checkpoints, side by side."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from .common import DEBUG_OPTION, JSON_OPTION, console, print_json, run_guarded
+
+HELP = ("Evaluate checkpoints (files or run directories) on their dataset's test split: top-1/top-5 error "
+        "and loss, in percent. Several --ckpt give one table.")
+
+
+def eval_checkpoints(
+    ckpt: List[Path] = typer.Option(..., "--ckpt", help="Checkpoint file or run directory (repeat for several)."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Dataset folder, if not the one the run used."),
+    batch_size: int = typer.Option(512, "--batch-size", min=1, help="Evaluation batch size."),
+    json_output: bool = JSON_OPTION,
+    debug: bool = DEBUG_OPTION,
+) -> None:
+    def body():
+        from rich.table import Table
+
+        from ..evaluate_checkpoint import evaluate_checkpoint
+
+        results = [evaluate_checkpoint(str(p), device, data_dir, batch_size) for p in ckpt]
+        table = Table(title="mixup eval", header_style="bold")
+        for column in ("ckpt", "dataset", "model", "method", "alpha", "epoch", "n", "top-1 err %", "top-5 err %", "loss"):
+            table.add_column(column, justify="left" if column in ("ckpt", "dataset", "model", "method") else "right")
+        for r in results:
+            top5 = "-" if r["test_top5_error"] is None else f"{r['test_top5_error']:.2f}"
+            table.add_row(r["ckpt"], r["dataset"], r["model"], r["method"], f"{r['alpha']:g}", str(r["epoch"]),
+                          str(r["n"]), f"{r['test_error']:.2f}", top5, f"{r['test_loss']:.4f}")
+        console.print(table)
+        if json_output:
+            print_json(results[0] if len(results) == 1 else results)
+
+    run_guarded(debug, body)

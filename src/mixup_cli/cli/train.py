@@ -1,0 +1,153 @@
+"""`mixup train`: parse flags and YAML into a TrainConfig, run the trainer, draw its progress."""
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..config import TrainConfig, load_yaml, resolve_config, to_dict
+from .common import CONFIG_OPTION, DEBUG_OPTION, JSON_OPTION, console, print_json, run_guarded, with_config_options
+
+HELP = ("Train a model with mixup (alpha > 0) or ERM (alpha = 0). With no flags: mixup (alpha=1) on the "
+        "embedded handwritten digits with a small CNN, on the CPU in about a minute.")
+
+
+class StopFlag:
+    """SIGINT/SIGTERM ask the trainer to stop after the current step and save last.pt."""
+
+    def __init__(self):
+        self.signal: Optional[int] = None
+        self._previous = {}
+
+    def __call__(self) -> bool:
+        return self.signal is not None
+
+    def _handle(self, signum, frame):
+        if self.signal is not None:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.signal = signum
+        console.print("[yellow]stopping after this step; saving last.pt (press Ctrl-C again to abort)[/]")
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _resolve(config_path: Optional[Path], overrides: dict, resume: bool) -> tuple[TrainConfig, set]:
+    explicit = {k for k, v in overrides.items() if v is not None}
+    if config_path is not None:
+        explicit |= set(load_yaml(config_path))
+    if not resume:
+        return resolve_config(TrainConfig, config_path, overrides), explicit
+    from ..checkpoint import load_checkpoint
+    from ..errors import ConfigError
+    from ..runs import LAST
+    from ..trainer import check_resume_config
+
+    if not overrides.get("out"):
+        raise ConfigError("--resume needs --out DIR, the run directory to continue")
+    saved = load_checkpoint(Path(overrides["out"]) / LAST)["config"]
+    given = resolve_config(TrainConfig, config_path, overrides, base=saved)
+    check_resume_config(saved, to_dict(given), explicit)
+    return given, explicit
+
+
+@with_config_options(TrainConfig)
+def train(
+    config_path: Optional[Path] = CONFIG_OPTION,
+    print_config: bool = typer.Option(False, "--print-config", help="Print the resolved config as YAML and exit."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last.pt."),
+    force: bool = typer.Option(False, "--force", help="Replace a run already in --out."),
+    json_output: bool = JSON_OPTION,
+    debug: bool = DEBUG_OPTION,
+    overrides: dict = None,
+) -> None:
+    def body():
+        config, _ = _resolve(config_path, overrides, resume)
+        if print_config:
+            import yaml
+
+            typer.echo(yaml.safe_dump(to_dict(config), sort_keys=False), nl=False)
+            return
+        from ..runs import prepare_run_dir
+        from ..trainer import Interrupted, train as run_training
+
+        run_dir = prepare_run_dir(config.out, config, resume, force)
+        with StopFlag() as stop, TrainProgress(config) as progress:
+            try:
+                summary = run_training(config, run_dir, resume=resume, callbacks=progress, should_stop=stop)
+            except Interrupted as exc:
+                progress.stop()
+                console.print(f"[yellow]{exc}[/]\nresume with: mixup train --resume --out {run_dir}")
+                raise typer.Exit(143 if stop.signal == signal.SIGTERM else 130)
+        render_summary(summary)
+        if json_output:
+            print_json(summary)
+
+    run_guarded(debug, body)
+
+
+class TrainProgress:
+    """Rich progress on stderr: an epoch bar and a batch bar with loss, samples/s and ETA."""
+
+    def __init__(self, config: TrainConfig):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.config = config
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=console, transient=False,
+        )
+        self.epochs = self.batches = None
+
+    def __enter__(self):
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def stop(self):
+        self.progress.stop()
+
+    def on_start(self, info: dict) -> None:
+        console.print(f"training [bold]{self.config.model}[/] ({info['parameters']:,} parameters) on "
+                      f"[bold]{self.config.dataset}[/] ({info['train_size']:,} train / {info['test_size']:,} test), "
+                      f"{self.config.method} alpha={self.config.alpha:g}, device {info['device']}, "
+                      f"run {info['run_dir']}")
+        self.epochs = self.progress.add_task("epochs", total=self.config.epochs, completed=info["start_epoch"], info="")
+        self.batches = self.progress.add_task("batches", total=info["steps_per_epoch"], completed=info["start_step"], info="")
+
+    def on_step(self, epoch: int, step: int, steps: int, loss: float, samples_per_second: float) -> None:
+        self.progress.update(self.batches, completed=step, description=f"epoch {epoch + 1}",
+                             info=f"loss {loss:.4f}  {samples_per_second:,.0f} samples/s")
+
+    def on_epoch(self, record: dict) -> None:
+        self.progress.update(self.epochs, completed=record["epoch"],
+                             info=f"test error {record['test_error']:.2f}%")
+        self.progress.reset(self.batches, total=self.progress.tasks[self.batches].total)
+        top5 = f"  top-5 {record['test_top5_error']:.2f}%" if record["test_top5_error"] is not None else ""
+        self.progress.console.print(
+            f"epoch {record['epoch']:>3}/{self.config.epochs}  lr {record['lr']:.4g}  train loss "
+            f"{record['train_loss']:.4f}  test loss {record['test_loss']:.4f}  test error "
+            f"{record['test_error']:.2f}%{top5}  {record['samples_per_second']:,.0f} samples/s")
+
+
+def render_summary(summary: dict) -> None:
+    from rich.table import Table
+
+    table = Table(title="mixup train: summary", show_header=True, header_style="bold")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in summary.items():
+        if isinstance(value, float):
+            value = f"{value:.2f}" if key.endswith("error") or key in ("seconds",) else f"{value:.4g}"
+        table.add_row(key, "-" if value is None else str(value))
+    console.print(table)

@@ -1,0 +1,279 @@
+"""Typed configs: the single source of defaults, help text and validation.
+
+Each config is a dataclass whose fields carry `help`, and optionally `choices` (a list, or a
+callable returning one, for registry-backed names) and bounds. YAML files and command-line
+flags both land in the same dataclass through `resolve_config`: defaults < YAML < flags, and
+everything is checked before any work starts.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from pathlib import Path
+from typing import Any, Callable, Optional, Union
+
+from .errors import ConfigError
+from .registry import suggest
+
+
+def option(default: Any, help: str, *, choices: Union[list, Callable[[], list], None] = None,
+           min: Optional[float] = None, max: Optional[float] = None, min_exclusive: bool = False,
+           cli: bool = True) -> Any:
+    """A config field: its default, its help text, and what values it accepts."""
+    meta = {"help": help, "choices": choices, "min": min, "max": max, "min_exclusive": min_exclusive, "cli": cli}
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda d=default: type(d)(d), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def field_type(cls: type, name: str) -> Any:
+    return typing.get_type_hints(cls)[name]
+
+
+def _base_type(annotation: Any) -> tuple[Any, bool]:
+    """(the type inside Optional[...], whether None is allowed)."""
+    origin = typing.get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return args[0], True
+    return annotation, False
+
+
+def _describe(annotation: Any) -> str:
+    base, _ = _base_type(annotation)
+    origin = typing.get_origin(base)
+    if origin is list:
+        return f"a list of {typing.get_args(base)[0].__name__}"
+    if origin is dict:
+        return "a mapping"
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(base, str(base))
+
+
+def _coerce(key: str, value: Any, annotation: Any) -> Any:
+    """Check one value against its field's type, converting only where no information is lost."""
+    base, nullable = _base_type(annotation)
+    if value is None:
+        if nullable:
+            return None
+        raise ConfigError(f"config key '{key}' must be {_describe(annotation)}, not empty")
+    origin = typing.get_origin(base)
+    wrong = ConfigError(f"config key '{key}' must be {_describe(annotation)}, got {value!r}")
+    if origin is list:
+        (item_type,) = typing.get_args(base)
+        if isinstance(value, str):  # "100,150" from a flag or YAML
+            value = [v for v in (s.strip() for s in value.split(",")) if v]
+        elif not isinstance(value, (list, tuple)):
+            value = [value]
+        try:
+            return [_coerce(key, _parse_scalar(v, item_type), item_type) for v in value]
+        except ConfigError:
+            raise wrong from None
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise wrong
+        return dict(value)
+    if base is bool:
+        if isinstance(value, bool):
+            return value
+        raise wrong
+    if base is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise wrong
+        return value
+    if base is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise wrong
+        return float(value)
+    if base is str:
+        if not isinstance(value, (str, Path)):
+            raise wrong
+        return str(value)
+    return value
+
+
+def _parse_scalar(value: Any, item_type: type) -> Any:
+    if isinstance(value, str) and item_type in (int, float):
+        try:
+            return item_type(value)
+        except ValueError:
+            try:
+                as_float = float(value)
+            except ValueError:
+                return value
+            return int(as_float) if item_type is int and as_float.is_integer() else value
+    return value
+
+
+def _check_range(key: str, value: Any, meta: dict) -> None:
+    values = value if isinstance(value, list) else [value]
+    for v in values:
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            continue
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ConfigError(f"config key '{key}' must be a finite number, got {v}")
+        low, high = meta.get("min"), meta.get("max")
+        if low is not None:
+            if meta.get("min_exclusive") and v <= low:
+                raise ConfigError(f"config key '{key}' must be greater than {low}, got {v}")
+            if not meta.get("min_exclusive") and v < low:
+                raise ConfigError(f"config key '{key}' must be at least {low}, got {v}")
+        if high is not None and v > high:
+            raise ConfigError(f"config key '{key}' must be at most {high}, got {v}")
+
+
+def choices_of(meta: dict) -> Optional[list]:
+    choices = meta.get("choices")
+    return choices() if callable(choices) else choices
+
+
+def _check_choice(key: str, value: Any, meta: dict) -> None:
+    allowed = choices_of(meta)
+    if allowed is None or value is None:
+        return
+    values = value if isinstance(value, list) else [value]
+    for v in values:
+        if v not in allowed:
+            names = [str(a) for a in allowed]
+            raise ConfigError(
+                f"config key '{key}' has no choice {v!r}{suggest(str(v), names)}; choose one of: {', '.join(names)}"
+            )
+
+
+def validate(config: Any) -> Any:
+    """Type, range and choice checks for every field, then the config's own cross-field checks."""
+    for f in dataclasses.fields(config):
+        value = _coerce(f.name, getattr(config, f.name), field_type(type(config), f.name))
+        _check_range(f.name, value, f.metadata)
+        _check_choice(f.name, value, f.metadata)
+        setattr(config, f.name, value)
+    check = getattr(config, "check", None)
+    if check is not None:
+        check()
+    return config
+
+
+def load_yaml(path: Union[str, Path]) -> dict:
+    import yaml  # only paid for when a file is given
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file '{path}' does not exist; pass the path of a YAML file to --config")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid syntax"
+        raise ConfigError(f"config file '{path}' is not valid YAML{where}: {problem}; fix the file and retry") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file '{path}' is not a text file; pass a YAML file to --config") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file '{path}' must hold a mapping of keys to values, not {type(data).__name__}")
+    return data
+
+
+def check_keys(cls: type, values: dict, source: str) -> None:
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in values:
+        if key not in names:
+            raise ConfigError(
+                f"unknown config key '{key}' in {source}{suggest(str(key), names)}; valid keys: {', '.join(names)}"
+            )
+
+
+def resolve_config(cls: type, yaml_path: Union[str, Path, None] = None, overrides: Optional[dict] = None,
+                   base: Optional[dict] = None):
+    """defaults < base < YAML < overrides (flags; None means 'not given'), validated."""
+    values: dict = {}
+    for source, layer in (("base", base or {}), ("", load_yaml(yaml_path) if yaml_path else {}),
+                          ("flags", overrides or {})):
+        layer = {k.replace("-", "_") if isinstance(k, str) else k: v for k, v in layer.items()}
+        check_keys(cls, layer, f"config file '{yaml_path}'" if source == "" else source)
+        values.update({k: v for k, v in layer.items() if not (source == "flags" and v is None)})
+    config = cls()
+    for key, value in values.items():
+        setattr(config, key, value)
+    return validate(config)
+
+
+def to_dict(config: Any) -> dict:
+    return dataclasses.asdict(config)
+
+
+def from_dict(cls: type, values: dict):
+    """Rebuild a saved config; keys this version no longer knows are refused, not dropped."""
+    return resolve_config(cls, base=values)
+
+
+# ---------------------------------------------------------------------------------------------
+# The config of `mixup train`.
+
+def _optimizer_names() -> list[str]:
+    from .optim import OPTIMIZERS
+
+    return OPTIMIZERS.names()
+
+
+def _schedule_names() -> list[str]:
+    from .optim import SCHEDULES
+
+    return SCHEDULES.names()
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything a training run needs; saved in the run directory and in every checkpoint."""
+
+    dataset: str = option("digits", "Dataset name from the registry (`mixup list datasets`), or csv:PATH.")
+    data_dir: Optional[str] = option(None, "Folder holding the dataset's files (not needed for embedded datasets).")
+    model: Optional[str] = option(None, "Model name from the registry (`mixup list models`); default: the dataset's own.")
+    model_options: dict = option({}, "Extra keyword options for the model factory (YAML mapping), e.g. {width: 64}.", cli=False)
+    dropout: Optional[float] = option(None, "Dropout probability inside the model, where it has dropout (§3.4).", min=0.0, max=1.0)
+    alpha: float = option(1.0, "mixup strength: lambda ~ Beta(alpha, alpha); 0 is plain ERM.", min=0.0)
+    epochs: int = option(30, "Number of training epochs.", min=1)
+    batch_size: int = option(64, "Training batch size.", min=1)
+    eval_batch_size: int = option(512, "Evaluation batch size.", min=1)
+    optimizer: str = option("sgd", "Optimizer.", choices=_optimizer_names)
+    lr: float = option(0.05, "Peak learning rate.", min=0.0, min_exclusive=True)
+    momentum: float = option(0.9, "SGD momentum.", min=0.0, max=1.0)
+    nesterov: bool = option(False, "Nesterov momentum for SGD.")
+    weight_decay: float = option(1e-4, "Weight decay (L2), the paper's default 1e-4.", min=0.0)
+    schedule: str = option("cosine", "Learning-rate schedule after warm-up.", choices=_schedule_names)
+    milestones: list[int] = option([], "Epochs at which the step schedule multiplies the lr by gamma, e.g. 100,150.", min=1)
+    gamma: float = option(0.1, "Factor of the step schedule.", min=0.0, min_exclusive=True)
+    warmup_epochs: float = option(0.0, "Linear learning-rate warm-up length in epochs (Goyal et al.).", min=0.0)
+    warmup_start_lr: Optional[float] = option(None, "Learning rate at the start of warm-up; default lr/10.", min=0.0)
+    erm_warmup_epochs: int = option(0, "Epochs of plain ERM before mixup starts (the speech recipe, §3.3).", min=0)
+    seed: int = option(0, "Random seed: fixes initialization, data order, augmentation and mixup draws.", min=0)
+    device: str = option("auto", "auto | cpu | cuda | cuda:N (auto = CUDA when present).")
+    bf16: bool = option(False, "bf16 autocast on CUDA.")
+    workers: int = option(0, "DataLoader worker processes, for datasets read from disk per sample.", min=0)
+    out: Optional[str] = option(None, "Run directory; default runs/<dataset>-<model>-<method>-<time>.")
+
+    def check(self) -> None:
+        from .data import get_dataset
+        from .devices import check_device_name
+        from .models import MODELS
+
+        spec = get_dataset(self.dataset)
+        if self.model is None:
+            self.model = spec.default_model
+        MODELS.get(self.model)
+        check_device_name(self.device)
+        if self.milestones and sorted(self.milestones) != self.milestones:
+            raise ConfigError(f"config key 'milestones' must be increasing, got {self.milestones}")
+        if self.erm_warmup_epochs >= self.epochs and self.alpha > 0:
+            raise ConfigError(
+                f"config key 'erm_warmup_epochs' ({self.erm_warmup_epochs}) leaves no mixup epoch out of "
+                f"{self.epochs}; lower it or raise epochs"
+            )
+
+    @property
+    def method(self) -> str:
+        return "mixup" if self.alpha > 0 else "erm"

@@ -1,0 +1,104 @@
+"""Batches for training and evaluation, from a TensorSplit on the device or a DataLoader.
+
+Both yield (raw-scale float inputs, integer labels) on the training device, in an order fixed by
+(seed, epoch); `start_step` skips the batches a resumed run has already trained on.
+"""
+from __future__ import annotations
+
+from typing import Iterator, Optional
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from ..seeding import AUGMENT, ORDER, derive_seed
+from .augment import AUGMENTATIONS
+from .tensor_split import TensorSplit
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(derive_seed(seed, epoch, 0, ORDER))
+    return torch.randperm(n, generator=generator)
+
+
+def num_batches(n: int, batch_size: int, drop_last: bool) -> int:
+    return n // batch_size if drop_last else -(-n // batch_size)
+
+
+class TensorBatches:
+    """Batches sliced from a TensorSplit already on the device; augmentation done per batch."""
+
+    def __init__(self, split: TensorSplit, batch_size: int, device: torch.device, shuffle: bool,
+                 augment: Optional[str] = None, seed: int = 0, drop_last: bool = False):
+        self.split = split.to(device)
+        self.batch_size = batch_size
+        self.device = device
+        self.shuffle = shuffle
+        self.augment = AUGMENTATIONS.get(augment) if augment else None
+        self.seed = seed
+        # A last batch of one example breaks BatchNorm in training; drop it there, never in eval.
+        self.drop_last = drop_last and len(split) > batch_size
+
+    def __len__(self) -> int:
+        return num_batches(len(self.split), self.batch_size, self.drop_last)
+
+    def epoch(self, epoch: int, start_step: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.split)
+        order = epoch_order(n, self.seed, epoch).to(self.device) if self.shuffle else None
+        generator = torch.Generator(device=self.device) if self.augment else None
+        for step in range(start_step, len(self)):
+            lo, hi = step * self.batch_size, min((step + 1) * self.batch_size, n)
+            index = order[lo:hi] if order is not None else slice(lo, hi)
+            inputs = self.split.to_raw(self.split.inputs[index])
+            if self.augment is not None:
+                generator.manual_seed(derive_seed(self.seed, epoch, step, AUGMENT))
+                inputs = self.augment(inputs, generator)
+            yield inputs, self.split.labels[index]
+
+
+class _OrderSampler(Sampler):
+    def __init__(self, n: int, seed: int, shuffle: bool):
+        self.n, self.seed, self.shuffle = n, seed, shuffle
+        self.epoch, self.start = 0, 0
+
+    def __len__(self) -> int:
+        return self.n - self.start
+
+    def __iter__(self):
+        order = epoch_order(self.n, self.seed, self.epoch) if self.shuffle else torch.arange(self.n)
+        return iter(order[self.start:].tolist())
+
+
+class LoaderBatches:
+    """Batches from a per-sample Dataset (images decoded from disk) through a DataLoader."""
+
+    def __init__(self, dataset: Dataset, batch_size: int, device: torch.device, shuffle: bool,
+                 seed: int = 0, workers: int = 0, drop_last: bool = False):
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.device = device
+        self.seed = seed
+        self.drop_last = drop_last and len(dataset) > batch_size
+        self.sampler = _OrderSampler(len(dataset), seed, shuffle)
+        self.loader = DataLoader(
+            dataset, batch_size=batch_size, sampler=self.sampler, num_workers=workers,
+            drop_last=self.drop_last, pin_memory=device.type == "cuda",
+            persistent_workers=False, prefetch_factor=4 if workers > 0 else None,
+        )
+
+    def __len__(self) -> int:
+        return num_batches(len(self.dataset), self.batch_size, self.drop_last)
+
+    def epoch(self, epoch: int, start_step: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        self.sampler.epoch, self.sampler.start = epoch, start_step * self.batch_size
+        # Per-sample transforms draw from torch's global RNG (workers: seeded from it).
+        torch.manual_seed(derive_seed(self.seed, epoch, start_step, 1))
+        for inputs, labels in self.loader:
+            yield (inputs.to(self.device, non_blocking=True).float(),
+                   labels.to(self.device, non_blocking=True).long())
+
+
+def make_batches(dataset: Dataset, batch_size: int, device: torch.device, shuffle: bool,
+                 augment: Optional[str] = None, seed: int = 0, workers: int = 0, drop_last: bool = False):
+    if isinstance(dataset, TensorSplit):
+        return TensorBatches(dataset, batch_size, device, shuffle, augment, seed, drop_last)
+    return LoaderBatches(dataset, batch_size, device, shuffle, seed, workers, drop_last)

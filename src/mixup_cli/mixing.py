@@ -1,0 +1,98 @@
+"""The mixup operation (Zhang et al., 2018, §2) behind one interface every training path uses.
+
+For a batch (x, y): lambda ~ Beta(alpha, alpha) once per batch, one random permutation of the
+same batch (the paper's single-loader variant), x~ = lambda*x + (1-lambda)*x[perm], and the loss
+lambda*CE(f(x~), y) + (1-lambda)*CE(f(x~), y[perm]). alpha = 0 returns the batch untouched:
+plain ERM at no extra cost.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def sample_lambda(alpha: float, rng: np.random.Generator) -> float:
+    """lambda ~ Beta(alpha, alpha); 1.0 (no mixing) for alpha = 0."""
+    if alpha < 0:
+        raise ValueError(f"alpha must be >= 0, got {alpha}")
+    return float(rng.beta(alpha, alpha)) if alpha > 0 else 1.0
+
+
+@dataclasses.dataclass
+class MixedBatch:
+    """What a training step feeds the model, and how its loss is scored.
+
+    `inputs` is what the model sees; `targets_a`/`targets_b` are the two label sets and `lam` the
+    weight of the first (a float, or one weight per example). `mix_at` names a hidden mixing
+    point of the model when mixing happens inside it rather than on the input.
+    """
+
+    inputs: torch.Tensor
+    targets_a: torch.Tensor
+    targets_b: torch.Tensor
+    lam: Union[float, torch.Tensor] = 1.0
+    perm: Optional[torch.Tensor] = None
+    mix_at: Optional[int] = None
+    label_smoothing: float = 0.0
+
+    @property
+    def is_mixed(self) -> bool:
+        return self.perm is not None
+
+    def forward(self, model: torch.nn.Module) -> torch.Tensor:
+        if self.mix_at is None:
+            return model(self.inputs)
+        return model(self.inputs, mix_at=self.mix_at, mixer=self.mix_tensor)
+
+    def mix_tensor(self, h: torch.Tensor) -> torch.Tensor:
+        """lam*h + (1-lam)*h[perm], with per-example weights broadcast over h's other dims."""
+        lam = self.lam
+        if isinstance(lam, torch.Tensor):
+            lam = lam.reshape(-1, *([1] * (h.dim() - 1))).to(h.dtype)
+        return lam * h + (1 - lam) * h[self.perm]
+
+    def loss(self, logits: torch.Tensor) -> torch.Tensor:
+        return mixed_cross_entropy(logits, self.targets_a, self.targets_b, self.lam, self.label_smoothing)
+
+
+def mixed_cross_entropy(logits: torch.Tensor, targets_a: torch.Tensor, targets_b: torch.Tensor,
+                        lam: Union[float, torch.Tensor], label_smoothing: float = 0.0) -> torch.Tensor:
+    """lam*CE(logits, a) + (1-lam)*CE(logits, b); one CE call when nothing is mixed."""
+    if isinstance(lam, torch.Tensor):
+        ce_a = F.cross_entropy(logits, targets_a, reduction="none", label_smoothing=label_smoothing)
+        ce_b = F.cross_entropy(logits, targets_b, reduction="none", label_smoothing=label_smoothing)
+        return (lam * ce_a + (1 - lam) * ce_b).mean()
+    if lam == 1.0:
+        return F.cross_entropy(logits, targets_a, label_smoothing=label_smoothing)
+    return (lam * F.cross_entropy(logits, targets_a, label_smoothing=label_smoothing)
+            + (1 - lam) * F.cross_entropy(logits, targets_b, label_smoothing=label_smoothing))
+
+
+def mixup(inputs: torch.Tensor, targets: torch.Tensor, alpha: float,
+          rng: Optional[np.random.Generator] = None, generator: Optional[torch.Generator] = None) -> MixedBatch:
+    """Mix a batch with a permutation of itself (the paper's Figure 1a).
+
+    `rng` draws lambda on the host (no device sync); `generator` draws the permutation on the
+    batch's device. Both default to fresh, unseeded sources.
+    """
+    lam = sample_lambda(alpha, rng if rng is not None else np.random.default_rng())
+    if alpha == 0:
+        return MixedBatch(inputs, targets, targets)
+    perm = torch.randperm(inputs.shape[0], device=inputs.device, generator=generator)
+    mixed = lam * inputs + (1 - lam) * inputs[perm]
+    return MixedBatch(mixed, targets, targets[perm], lam, perm)
+
+
+def build_mixer(config):
+    """The batch transform a training run uses: (inputs, targets, alpha, rng, generator) -> MixedBatch.
+
+    Every training path calls what this returns; ERM is alpha = 0 of it, not another loop.
+    """
+    def mix(inputs, targets, alpha, rng, generator):
+        return mixup(inputs, targets, alpha, rng=rng, generator=generator)
+
+    return mix

@@ -1,0 +1,59 @@
+"""Optimizers and learning-rate schedules, by name.
+
+The learning rate is a pure function of training progress (fractional epochs), set before every
+step. A resumed run therefore needs no scheduler state: the epoch and step say it all.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+
+from .registry import Registry
+
+OPTIMIZERS: Registry[Callable] = Registry("optimizer")
+SCHEDULES: Registry[Callable] = Registry("schedule")
+
+
+@OPTIMIZERS.register("sgd")
+def sgd(params, config) -> torch.optim.Optimizer:
+    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov,
+                           weight_decay=config.weight_decay)
+
+
+@OPTIMIZERS.register("adam")
+def adam(params, config) -> torch.optim.Optimizer:
+    return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+@SCHEDULES.register("constant")
+def constant(progress: float, config) -> float:
+    return 1.0
+
+
+@SCHEDULES.register("step")
+def step(progress: float, config) -> float:
+    """Multiply by gamma at each milestone epoch (the paper's CIFAR and ImageNet schedules)."""
+    passed = sum(1 for m in config.milestones if progress >= m)
+    return config.gamma ** passed
+
+
+@SCHEDULES.register("cosine")
+def cosine(progress: float, config) -> float:
+    start = config.warmup_epochs
+    span = max(config.epochs - start, 1e-8)
+    t = min(max((progress - start) / span, 0.0), 1.0)
+    return 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+def learning_rate(progress: float, config) -> float:
+    """The lr at `progress` epochs: linear warm-up from warmup_start_lr, then the schedule."""
+    if progress < config.warmup_epochs:
+        start = config.warmup_start_lr if config.warmup_start_lr is not None else config.lr / 10
+        return start + (config.lr - start) * progress / config.warmup_epochs
+    return config.lr * SCHEDULES.get(config.schedule)(progress, config)
+
+
+def build_optimizer(model: torch.nn.Module, config) -> torch.optim.Optimizer:
+    return OPTIMIZERS.get(config.optimizer)(model.parameters(), config)

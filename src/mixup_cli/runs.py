@@ -1,0 +1,79 @@
+"""Run directories: where a training run keeps its config, metrics, checkpoints and summary.
+
+    <run>/config.yaml     the resolved config
+    <run>/metrics.jsonl   one JSON object per finished epoch
+    <run>/last.pt         the latest checkpoint (also written on interruption)
+    <run>/best.pt         the checkpoint of the best test error so far
+    <run>/summary.json    the final summary
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Optional
+
+from .errors import ConfigError
+
+CONFIG, METRICS, LAST, BEST, SUMMARY = "config.yaml", "metrics.jsonl", "last.pt", "best.pt", "summary.json"
+
+
+def default_run_name(config) -> str:
+    alpha = f"-a{config.alpha:g}" if config.alpha > 0 else ""
+    dataset = config.dataset.replace(":", "-").replace("/", "_")[-40:]
+    return f"{dataset}-{config.model}-{config.method}{alpha}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def prepare_run_dir(path: Optional[str], config, resume: bool, force: bool) -> Path:
+    """Create (or, for --resume, find) the run directory; never silently reuse one that holds a run."""
+    run_dir = Path(path) if path else Path("runs") / default_run_name(config)
+    if resume:
+        if not (run_dir / LAST).is_file():
+            raise ConfigError(f"--resume: '{run_dir}' holds no {LAST} to resume from; check --out")
+        return run_dir
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"output path '{run_dir}' exists and is not a directory; choose another --out")
+    if run_dir.is_dir() and any((run_dir / name).exists() for name in (LAST, BEST, METRICS, SUMMARY)):
+        if not force:
+            raise ConfigError(f"output directory '{run_dir}' already holds a run; pass --resume to continue it, "
+                              f"--force to replace it, or choose another --out")
+        for name in (LAST, BEST, METRICS, SUMMARY, CONFIG):
+            (run_dir / name).unlink(missing_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"output directory '{run_dir}' is not writable ({exc.strerror}); choose another --out") from None
+    return run_dir
+
+
+def write_config(run_dir: Path, config_dict: dict) -> None:
+    import yaml
+
+    write_text_atomic(run_dir / CONFIG, yaml.safe_dump(config_dict, sort_keys=False))
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def append_metrics(run_dir: Path, record: dict) -> None:
+    with open(run_dir / METRICS, "a") as handle:
+        handle.write(json.dumps(record) + "\n")
+
+
+def rewrite_metrics(run_dir: Path, history: list[dict]) -> None:
+    """On resume: the metrics file holds exactly the epochs the checkpoint has seen."""
+    write_text_atomic(run_dir / METRICS, "".join(json.dumps(r) + "\n" for r in history))
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    path = Path(run_dir) / METRICS
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -1,0 +1,214 @@
+"""The training loop: one loop for ERM and every mixing method, on any device.
+
+Read top to bottom: set up (data, model, optimizer, maybe resume), then epochs of steps, each
+evaluated on the test split and checkpointed. Progress goes to an optional `TrainCallbacks`;
+the library prints nothing itself.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import resource
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from . import runs
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import TrainConfig, to_dict
+from .data import get_dataset
+from .data.batches import make_batches
+from .devices import resolve_device
+from .errors import ConfigError, RunError
+from .evaluation import evaluate
+from .mixing import build_mixer
+from .models import Normalized, build_model, count_parameters
+from .optim import build_optimizer, learning_rate
+from .seeding import MIX, MODEL, derive_seed
+
+# Keys a resumed run may change; any other difference from the checkpoint's config is refused.
+RESUMABLE_CHANGES = ("epochs", "device", "out", "workers", "eval_batch_size")
+
+
+class Interrupted(Exception):
+    """Training stopped on request; last.pt holds the exact position to resume from."""
+
+    def __init__(self, checkpoint: Path, epoch: int, step: int):
+        super().__init__(f"interrupted at epoch {epoch + 1}, step {step}; state saved to {checkpoint}")
+        self.checkpoint, self.epoch, self.step = checkpoint, epoch, step
+
+
+class TrainCallbacks:
+    """Hooks the CLI uses to draw progress. All optional."""
+
+    def on_start(self, info: dict) -> None: ...
+
+    def on_step(self, epoch: int, step: int, steps: int, loss: float, samples_per_second: float) -> None: ...
+
+    def on_epoch(self, record: dict) -> None: ...
+
+
+@dataclasses.dataclass
+class TrainState:
+    epoch: int = 0  # epochs finished
+    step: int = 0  # steps finished inside the current epoch (non-zero only after an interruption)
+    loss_sum: float = 0.0  # training loss summed over the steps of the current epoch
+    seconds: float = 0.0  # training seconds spent in the current epoch
+    history: list = dataclasses.field(default_factory=list)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def _build(config: TrainConfig, spec):
+    torch.manual_seed(derive_seed(config.seed, 0, 0, MODEL))  # weight initialization
+    options = dict(config.model_options)
+    if config.dropout is not None:
+        options["dropout"] = config.dropout
+    net = build_model(config.model, spec.num_classes, spec.input_shape, **options)
+    model = Normalized(net, list(spec.mean), list(spec.std), len(spec.input_shape))
+    model_record = {"name": config.model, "num_classes": spec.num_classes, "input_shape": list(spec.input_shape),
+                    "options": {k: v for k, v in options.items() if v is not None},
+                    "mean": list(spec.mean), "std": list(spec.std)}
+    return model, model_record
+
+
+def check_resume_config(saved: dict, given: dict, explicit: set[str]) -> None:
+    """Refuse a resume whose explicitly given settings contradict the checkpoint's."""
+    differ = [k for k in sorted(explicit) if k not in RESUMABLE_CHANGES and k in saved and saved[k] != given.get(k)]
+    if differ:
+        detail = ", ".join(f"{k}: {saved[k]!r} in the run, {given.get(k)!r} given" for k in differ)
+        raise ConfigError(f"--resume with settings that contradict the run ({detail}); drop them or start a new run")
+
+
+def train(config: TrainConfig, run_dir: Path, resume: bool = False, callbacks: Optional[TrainCallbacks] = None,
+          should_stop: Callable[[], bool] = lambda: False, log_every: int = 10) -> dict:
+    """Train as `config` says, writing into `run_dir` (prepared by runs.prepare_run_dir)."""
+    callbacks = callbacks or TrainCallbacks()
+    device = resolve_device(config.device)
+    spec = get_dataset(config.dataset)
+    train_set = spec.load("train", config.data_dir, augment=True)
+    test_set = spec.load("test", config.data_dir)
+
+    model, model_record = _build(config, spec)
+    model.to(device)
+    optimizer = build_optimizer(model, config)
+    state = TrainState()
+    if resume:
+        payload = load_checkpoint(run_dir / runs.LAST, map_location=device)
+        model.load_state_dict(payload["state_dict"])
+        optimizer.load_state_dict(payload["optimizer"])
+        state = TrainState(**payload["state"])
+        runs.rewrite_metrics(run_dir, state.history)
+    runs.write_config(run_dir, to_dict(config))
+
+    cuda = device.type == "cuda"
+    autocast_dtype = torch.bfloat16 if (config.bf16 and cuda) else None
+    train_batches = make_batches(train_set, config.batch_size, device, shuffle=True, augment=spec.augment,
+                                 seed=config.seed, workers=config.workers, drop_last=True)
+    test_batches = make_batches(test_set, config.eval_batch_size, device, shuffle=False, workers=config.workers)
+    steps = len(train_batches)
+    mixer = build_mixer(config)
+    perm_generator = torch.Generator(device=device)
+    callbacks.on_start({"device": str(device), "parameters": count_parameters(model), "steps_per_epoch": steps,
+                        "train_size": len(train_set), "test_size": len(test_set), "start_epoch": state.epoch,
+                        "start_step": state.step, "run_dir": str(run_dir)})
+
+    def checkpoint_payload() -> dict:
+        return {"model": model_record, "dataset": {"name": spec.name, "num_classes": spec.num_classes,
+                                                   "pixel_levels": spec.pixel_levels},
+                "config": to_dict(config), "state_dict": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "state": dataclasses.asdict(state), "epoch": state.epoch}
+
+    best = min((r["test_error"] for r in state.history), default=math.inf)
+    trained_samples, trained_seconds = 0, 0.0
+    model.train()
+    for epoch in range(state.epoch, config.epochs):
+        alpha = 0.0 if epoch < config.erm_warmup_epochs else config.alpha
+        loss_sum = torch.tensor(state.loss_sum, device=device)
+        started = time.perf_counter()
+        epoch_samples = 0
+        for step, (inputs, labels) in enumerate(train_batches.epoch(epoch, state.step), start=state.step):
+            lr = learning_rate(epoch + step / steps, config)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            torch.manual_seed(derive_seed(config.seed, epoch, step, MODEL))  # dropout
+            perm_generator.manual_seed(derive_seed(config.seed, epoch, step, MIX))
+            rng = np.random.default_rng(derive_seed(config.seed, epoch, step, MIX))
+            batch = mixer(inputs, labels, alpha, rng, perm_generator)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast_dtype is not None):
+                loss = batch.loss(batch.forward(model).float())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach()
+            epoch_samples += len(labels)
+            done = step + 1
+            # Host-device syncs: only at logging points on CUDA, every step on the CPU (free there).
+            if not cuda or done % log_every == 0 or done == steps:
+                running = loss_sum.item()
+                if not math.isfinite(running):
+                    raise RunError(f"loss became {running} at epoch {epoch + 1}, step {done}; the last good "
+                                   f"checkpoint is kept in {run_dir}. Lower --lr or check the data")
+                callbacks.on_step(epoch, done, steps, running / done, epoch_samples / max(time.perf_counter() - started, 1e-9))
+            if should_stop() and done < steps:
+                state.step, state.loss_sum = done, loss_sum.item()
+                state.seconds += time.perf_counter() - started
+                save_checkpoint(checkpoint_payload(), run_dir / runs.LAST)
+                raise Interrupted(run_dir / runs.LAST, epoch, done)
+        if cuda:
+            torch.cuda.synchronize(device)
+        epoch_seconds = state.seconds + time.perf_counter() - started
+        trained_samples += epoch_samples
+        trained_seconds += time.perf_counter() - started
+        train_loss = loss_sum.item() / steps
+        if not math.isfinite(train_loss):
+            raise RunError(f"loss became {train_loss} in epoch {epoch + 1}; the last good checkpoint is kept in "
+                           f"{run_dir}. Lower --lr or check the data")
+        metrics = evaluate(model, test_batches, spec.num_classes, autocast_dtype)
+        record = {"epoch": epoch + 1, "lr": learning_rate(epoch + 1, config), "alpha": alpha,
+                  "train_loss": train_loss, "test_loss": metrics["loss"], "test_error": metrics["top1_error"],
+                  "test_top5_error": metrics["top5_error"], "epoch_seconds": epoch_seconds,
+                  "samples_per_second": min(steps * config.batch_size, len(train_set)) / epoch_seconds,
+                  "peak_memory_mb": peak_memory_mb(device)}
+        state = TrainState(epoch=epoch + 1, history=state.history + [record])
+        runs.append_metrics(run_dir, record)
+        save_checkpoint(checkpoint_payload(), run_dir / runs.LAST)
+        if record["test_error"] < best:
+            best = record["test_error"]
+            save_checkpoint(checkpoint_payload(), run_dir / runs.BEST)
+        callbacks.on_epoch(record)
+        if should_stop() and epoch + 1 < config.epochs:
+            raise Interrupted(run_dir / runs.LAST, epoch + 1, 0)
+
+    summary = summarize(config, state.history, run_dir, count_parameters(model), str(device),
+                        trained_samples, trained_seconds, peak_memory_mb(device))
+    runs.write_text_atomic(run_dir / runs.SUMMARY, json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def summarize(config: TrainConfig, history: list[dict], run_dir: Path, parameters: int, device: str,
+              samples: int, seconds: float, peak_mb: float) -> dict:
+    last = history[-1]
+    best = min(history, key=lambda r: r["test_error"])
+    tail = sorted(r["test_error"] for r in history[-10:])
+    median_last10 = (tail[(len(tail) - 1) // 2] + tail[len(tail) // 2]) / 2
+    total_seconds = sum(r["epoch_seconds"] for r in history)
+    return {
+        "dataset": config.dataset, "model": config.model, "method": config.method, "alpha": config.alpha,
+        "epochs": config.epochs, "test_error": last["test_error"], "best_test_error": best["test_error"],
+        "best_epoch": best["epoch"], "median_last10_test_error": median_last10,
+        "test_top5_error": last["test_top5_error"], "test_loss": last["test_loss"], "train_loss": last["train_loss"],
+        "seconds": total_seconds,
+        "samples_per_second": (samples / seconds) if seconds > 0 else None,
+        "peak_memory_mb": peak_mb, "parameters": parameters, "device": device, "seed": config.seed,
+        "run_dir": str(run_dir), "checkpoint": str(Path(run_dir) / runs.LAST),
+        "best_checkpoint": str(Path(run_dir) / runs.BEST),
+    }
