@@ -93,7 +93,9 @@ def with_config_options(cls: type):
     names = [f.name for f in dataclasses.fields(cls) if f.metadata.get("cli", True)]
 
     def decorate(command: Callable) -> Callable:
-        own = [p for p in inspect.signature(command).parameters.values() if p.name != "overrides"]
+        hints = typing.get_type_hints(command)  # resolve the string annotations of `from __future__`
+        own = [p.replace(annotation=hints.get(p.name, p.annotation))
+               for p in inspect.signature(command).parameters.values() if p.name != "overrides"]
 
         @functools.wraps(command)
         def wrapper(**kwargs):

@@ -41,6 +41,9 @@ class TensorBatches:
     def __len__(self) -> int:
         return num_batches(len(self.split), self.batch_size, self.drop_last)
 
+    def __iter__(self):
+        return self.epoch(0)
+
     def epoch(self, epoch: int, start_step: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.split)
         order = epoch_order(n, self.seed, epoch).to(self.device) if self.shuffle else None
@@ -87,6 +90,9 @@ class LoaderBatches:
 
     def __len__(self) -> int:
         return num_batches(len(self.dataset), self.batch_size, self.drop_last)
+
+    def __iter__(self):
+        return self.epoch(0)
 
     def epoch(self, epoch: int, start_step: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         self.sampler.epoch, self.sampler.start = epoch, start_step * self.batch_size
