@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any, Union
 
@@ -52,6 +53,9 @@ def load_checkpoint(path: Union[str, Path], map_location: Any = "cpu") -> dict:
             raise ConfigError(f"run directory '{path}' holds no best.pt or last.pt; pass a checkpoint file")
     if not path.is_file():
         raise ConfigError(f"checkpoint '{path}' does not exist; pass the path of a .pt file written by mixup train")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; anything else is not ours
+        raise ConfigError(f"'{path}' is not a mixup checkpoint (not a PyTorch archive: truncated, corrupted or "
+                          f"another kind of file); pass a .pt file written by mixup train")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many kinds for damaged files
@@ -61,10 +65,9 @@ def load_checkpoint(path: Union[str, Path], map_location: Any = "cpu") -> dict:
                 f"checkpoint '{path}' holds pickled objects beyond tensors and plain data, which are not loaded "
                 f"for safety; only load checkpoints written by mixup train"
             ) from None
-        raise ConfigError(
-            f"checkpoint '{path}' cannot be read (truncated, corrupted or not a checkpoint: "
-            f"{text.splitlines()[0][:120] if text else type(exc).__name__})"
-        ) from None
+        reason = text.split(". ")[0].splitlines()[0][:120] if text else type(exc).__name__
+        raise ConfigError(f"checkpoint '{path}' cannot be read (truncated or corrupted: {reason}); "
+                          f"pass an intact .pt file written by mixup train") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ConfigError(f"'{path}' is not a mixup checkpoint; pass a .pt file written by mixup train")
     if payload.get("version", 0) > VERSION:

@@ -25,4 +25,28 @@ app.command("list", help=listing.HELP)(listing.list_registered)
 
 
 def main() -> None:
-    app()
+    """Entry point: usage errors become one line on stderr and exit code 2, like config errors."""
+    import sys
+
+    try:  # typer >= 0.25 vendors click
+        from typer._click import exceptions as click_errors
+    except ImportError:
+        from click import exceptions as click_errors
+
+    from .common import console
+
+    try:
+        code = app(standalone_mode=False)
+    except click_errors.NoArgsIsHelpError as exc:
+        console.print(exc.ctx.get_help())
+        sys.exit(0)
+    except click_errors.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx is not None else "mixup"
+        console.print(f"[bold red]error:[/] {exc.format_message()}; see '{command} --help'", soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except click_errors.ClickException as exc:
+        console.print(f"[bold red]error:[/] {exc.format_message()}", soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
