@@ -53,6 +53,8 @@ def _resolve(config_path: Optional[Path], overrides: dict, resume: bool) -> tupl
 
     if not overrides.get("out"):
         raise ConfigError("--resume needs --out DIR, the run directory to continue")
+    if not (Path(overrides["out"]) / LAST).is_file():
+        raise ConfigError(f"--resume: '{overrides['out']}' holds no {LAST} to resume from; check --out")
     saved = load_checkpoint(Path(overrides["out"]) / LAST)["config"]
     given = resolve_config(TrainConfig, config_path, overrides, base=saved)
     check_resume_config(saved, to_dict(given), explicit)

@@ -1,0 +1,75 @@
+"""One typed config: defaults < YAML < flags, and every bad value refused before work starts."""
+import pytest
+import yaml
+
+from mixup_cli.config import TrainConfig, resolve_config, to_dict
+from mixup_cli.errors import ConfigError
+
+
+def write(tmp_path, text):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_precedence_defaults_then_yaml_then_flags(tmp_path):
+    path = write(tmp_path, "alpha: 0.5\nepochs: 7\nmilestones: [2, 4]\n")
+    config = resolve_config(TrainConfig, path, {"epochs": 3, "lr": None})
+    assert config.alpha == 0.5  # from YAML
+    assert config.epochs == 3  # the flag wins over YAML
+    assert config.lr == TrainConfig().lr  # a flag not given (None) leaves the default
+    assert config.milestones == [2, 4]
+    assert config.model == "small-cnn"  # the dataset's default model is filled in
+
+
+def test_lists_from_flags_are_comma_separated():
+    assert resolve_config(TrainConfig, None, {"milestones": "100,150"}).milestones == [100, 150]
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("alpah: 1\n", "unknown config key 'alpah' in config file"),
+    ("alpha: -0.1\n", "'alpha' must be at least 0"),
+    ("epochs: 0\n", "'epochs' must be at least 1"),
+    ("batch_size: 0\n", "'batch_size' must be at least 1"),
+    ("lr: 0\n", "'lr' must be greater than 0"),
+    ("epochs: two\n", "'epochs' must be an integer"),
+    ("alpha: true\n", "'alpha' must be a number"),
+    ("optimizer: sdg\n", "did you mean 'sgd'"),
+    ("schedule: cosin\n", "did you mean 'cosine'"),
+    ("model: smal-cnn\n", "did you mean 'small-cnn'"),
+    ("dataset: digts\n", "did you mean 'digits'"),
+    ("milestones: [150, 100]\n", "'milestones' must be increasing"),
+    ("device: gpu\n", "device 'gpu'"),
+    ("- 1\n- 2\n", "must hold a mapping"),
+    ("alpha: [1\n", "not valid YAML at line"),
+    ("alpha: .nan\n", "finite"),
+])
+def test_bad_values_are_refused_naming_the_key(tmp_path, text, needle):
+    with pytest.raises(ConfigError, match=None) as info:
+        resolve_config(TrainConfig, write(tmp_path, text))
+    assert needle in str(info.value)
+
+
+def test_unknown_key_lists_the_valid_ones(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        resolve_config(TrainConfig, write(tmp_path, "alpah: 1\n"))
+    assert "did you mean 'alpha'" in str(info.value) and "valid keys:" in str(info.value)
+
+
+def test_yaml_is_parsed_safely(tmp_path):
+    with pytest.raises(ConfigError):
+        resolve_config(TrainConfig, write(tmp_path, "alpha: !!python/object/apply:os.system ['echo hacked']\n"))
+
+
+def test_print_config_round_trips_through_yaml(cli, tmp_path):
+    result = cli("train", "--alpha", "0.3", "--epochs", "5", "--print-config")
+    assert result.exit_code == 0, result.stderr
+    printed = yaml.safe_load(result.stdout)
+    again = resolve_config(TrainConfig, write(tmp_path, result.stdout))
+    assert printed == to_dict(again) and again.alpha == 0.3 and again.epochs == 5
+
+
+def test_help_text_comes_from_the_config(cli):
+    result = cli("train", "--help")
+    assert result.exit_code == 0
+    assert "Beta(alpha, alpha)" in result.stdout and "--erm-warmup-epochs" in result.stdout
