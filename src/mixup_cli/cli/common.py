@@ -18,7 +18,8 @@ from rich.console import Console
 from ..config import field_type
 from ..errors import MixupError
 
-console = Console(stderr=True, highlight=False)
+# soft_wrap: paths and commands in messages stay whole on one line, whatever the terminal width.
+console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def fail(message: str, code: int = 2) -> typing.NoReturn:

@@ -1,0 +1,119 @@
+"""Nothing lost: signals, SIGKILL and diverging losses, against a real `mixup train` process."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from conftest import SRC, run_inprocess
+from mixup_cli.config import TrainConfig, resolve_config
+from mixup_cli.errors import RunError
+from mixup_cli.trainer import TrainCallbacks, train
+
+ARGS = ["--epochs", "6", "--alpha", "1", "--dropout", "0.1"]
+
+
+def start(out, *extra):
+    env = dict(os.environ, PYTHONPATH=str(SRC))
+    return subprocess.Popen([sys.executable, "-m", "mixup_cli", "train", *ARGS, "--out", str(out), *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def wait_for_epochs(out, count, proc, timeout=120):
+    deadline = time.time() + timeout
+    metrics = out / "metrics.jsonl"
+    while time.time() < deadline:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= count:
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"training ended early: {proc.stderr.read()}")
+        time.sleep(0.02)
+    proc.kill()
+    pytest.fail("training did not progress")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("whole") / "run"
+    result = run_inprocess("train", *ARGS, "--out", out, "--json")
+    assert result.exit_code == 0, result.stderr
+    return out
+
+
+def final_state(out):
+    return torch.load(out / "last.pt", weights_only=True)["state_dict"]
+
+
+def assert_same_run(a, b):
+    sa, sb = final_state(a), final_state(b)
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    ja, jb = json.loads((a / "summary.json").read_text()), json.loads((b / "summary.json").read_text())
+    for key in ("test_error", "best_test_error", "train_loss", "test_loss"):
+        assert ja[key] == jb[key], key
+
+
+def test_sigkill_then_resume_ends_where_the_uninterrupted_run_ends(tmp_path, uninterrupted):
+    out = tmp_path / "run"
+    proc = start(out)
+    wait_for_epochs(out, 2, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    torch.load(out / "last.pt", weights_only=True)  # the last complete checkpoint is intact
+    result = run_inprocess("train", "--resume", "--out", out, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert_same_run(uninterrupted, out)
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_saves_last_checkpoint_and_says_how_to_resume(tmp_path, uninterrupted, sig, code):
+    out = tmp_path / "run"
+    proc = start(out)
+    wait_for_epochs(out, 1, proc)
+    time.sleep(0.05)  # land inside an epoch
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == code, stderr
+    assert "Traceback" not in stderr and f"mixup train --resume --out {out}" in stderr
+    result = run_inprocess("train", "--resume", "--out", out, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert_same_run(uninterrupted, out)
+
+
+def test_a_diverging_loss_stops_with_its_epoch_and_step_and_keeps_the_last_good_checkpoint(tmp_path):
+    config = resolve_config(TrainConfig, None, {"epochs": 3, "out": str(tmp_path)})
+
+    import mixup_cli.trainer as trainer_module
+
+    built = []
+    original = trainer_module._build
+
+    def capture(config, spec):
+        model, record = original(config, spec)
+        built.append(model)
+        return model, record
+
+    class Poison(TrainCallbacks):
+        def on_epoch(self, record):
+            # after epoch 1 is saved, make every weight NaN: the next step's loss is NaN
+            for p in built[0].parameters():
+                p.data.fill_(float("nan"))
+
+    trainer_module._build = capture
+    try:
+        with pytest.raises(RunError, match=r"epoch 2, step 1\b"):
+            train(config, tmp_path, callbacks=Poison())
+    finally:
+        trainer_module._build = original
+    saved = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert saved["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in saved["state_dict"].values() if v.is_floating_point())
+
+
+def test_a_diverging_loss_through_the_cli_is_one_line_and_exit_1(cli, tmp_path):
+    result = cli("train", "--epochs", "2", "--lr", "1e30", "--weight-decay", "0", "--out", tmp_path / "run")
+    assert result.exit_code == 1
+    assert "loss became" in result.stderr and "epoch 1, step" in result.stderr and "Traceback" not in result.stderr
