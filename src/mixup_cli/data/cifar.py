@@ -95,12 +95,12 @@ CIFAR10 = register_dataset(DatasetSpec(
     mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616),
     default_model="preact-resnet18", loader=_loader("cifar10", 10), augment="crop-flip", pixel_levels=255,
     download=_downloader("cifar10"),
-    description="CIFAR-10, 32x32 colour, 50k/10k (torchvision format under --data-dir)",
+    description="CIFAR-10, 32x32 colour, 50k/10k, torchvision format",
 ))
 CIFAR100 = register_dataset(DatasetSpec(
     name="cifar100", num_classes=100, input_shape=(3, 32, 32),
     mean=(0.5071, 0.4865, 0.4409), std=(0.2673, 0.2564, 0.2762),
     default_model="preact-resnet18", loader=_loader("cifar100", 100), augment="crop-flip", pixel_levels=255,
     download=_downloader("cifar100"),
-    description="CIFAR-100 (fine labels), 32x32 colour, 50k/10k (torchvision format under --data-dir)",
+    description="CIFAR-100 (fine labels), 32x32 colour, 50k/10k, torchvision format",
 ))

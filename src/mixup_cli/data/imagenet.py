@@ -68,5 +68,5 @@ IMAGENET = register_dataset(DatasetSpec(
     name="imagenet", num_classes=NUM_CLASSES, input_shape=(3, 224, 224),
     mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
     default_model="resnet50", loader=_load, pixel_levels=255,
-    description="ImageNet-2012, train/ and val/ class folders under --data-dir",
+    description="ImageNet-2012, train/ and val/ class folders",
 ))

@@ -151,5 +151,5 @@ SPEECH_COMMANDS = register_dataset(DatasetSpec(
     name="speechcommands", num_classes=len(CLASSES), input_shape=(1, BINS, FRAMES),
     mean=(0.0,), std=(1.0,),  # already normalized per utterance
     default_model="vgg11", loader=_load,
-    description="Google Speech Commands v0.01, 30 words, 160x101 spectrograms (folder under --data-dir)",
+    description="Speech Commands v0.01, 30 words, 160x101 spectrograms",
 ))

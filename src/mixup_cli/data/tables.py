@@ -96,7 +96,7 @@ for _name, (_loader_name, _classes, _mean, _std) in SKLEARN_TABLES.items():
     register_dataset(DatasetSpec(
         name=_name, num_classes=_classes, input_shape=(len(_mean),), mean=_mean, std=_std, default_model="mlp",
         loader=_sklearn_loader(_loader_name),
-        description=f"UCI {_name} ({len(_mean)} features, {_classes} classes), embedded in scikit-learn",
+        description=f"UCI {_name}, {len(_mean)} features, {_classes} classes, embedded",
     ))
 
 
