@@ -319,3 +319,21 @@ def test_sklearn_table_statistics_are_the_training_split(name):
     assert np.allclose(spec.mean, train.inputs.double().mean(0).numpy(), rtol=1e-4, atol=1e-6)
     assert np.allclose(spec.std, train.inputs.double().std(0, unbiased=False).numpy(), rtol=1e-4, atol=1e-6)
     assert spec.input_shape == (train.inputs.shape[1],) and spec.num_classes == int(train.labels.max()) + 1
+
+
+def test_download_flag_fetches_through_torchvision_then_loads(cli, tmp_path, monkeypatch):
+    """--download calls torchvision's CIFAR10(download=True) for both splits, then reads the
+    files it left; torchvision is replaced by a stand-in that writes them, so no network is used."""
+    import torchvision.datasets
+
+    calls = []
+
+    class FakeCIFAR10:
+        def __init__(self, root, train, download):
+            calls.append((root, train, download))
+            if not (tmp_path / "data" / "cifar-10-batches-py").exists():
+                write_cifar(tmp_path / "data", per_file=4)
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", FakeCIFAR10)
+    train_one_epoch(cli, tmp_path, "cifar10", tmp_path / "data", "--model", "small-cnn", "--download")
+    assert calls == [(str(tmp_path / "data"), True, True), (str(tmp_path / "data"), False, True)]
