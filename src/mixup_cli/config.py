@@ -232,6 +232,7 @@ class TrainConfig:
 
     dataset: str = option("digits", "Dataset name from the registry (`mixup list datasets`), or csv:PATH.")
     data_dir: Optional[str] = option(None, "Folder holding the dataset's files (not needed for embedded datasets).")
+    download: bool = option(False, "Download the dataset into --data-dir first, where a download exists (CIFAR).")
     model: Optional[str] = option(None, "Model name from the registry (`mixup list models`); default: the dataset's own.")
     model_options: dict = option({}, "Extra keyword options for the model factory (YAML mapping), e.g. {width: 64}.", cli=False)
     dropout: Optional[float] = option(None, "Dropout probability inside the model, where it has dropout (§3.4).", min=0.0, max=1.0)
@@ -262,6 +263,9 @@ class TrainConfig:
         from .models import MODELS
 
         spec = get_dataset(self.dataset)
+        if self.download and spec.download is None:
+            raise ConfigError(f"dataset '{spec.name}' has no download; drop --download and place its files "
+                              f"under --data-dir")
         if self.model is None:
             self.model = spec.default_model
         MODELS.get(self.model)

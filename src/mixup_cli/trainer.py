@@ -94,6 +94,8 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False, callbacks: O
     callbacks = callbacks or TrainCallbacks()
     device = resolve_device(config.device)
     spec = get_dataset(config.dataset)
+    if config.download:
+        spec.download(config.data_dir)
     train_set = spec.load("train", config.data_dir, augment=True)
     test_set = spec.load("test", config.data_dir)
 

@@ -9,7 +9,8 @@ import typer
 from .common import DEBUG_OPTION, JSON_OPTION, console, print_json, run_guarded
 
 HELP = ("Evaluate checkpoints (files or run directories) on their dataset's test split: top-1/top-5 error "
-        "and loss, in percent. Several --ckpt give one table.")
+        "and loss, in percent. Several --ckpt give one table (a list under --json), with each run's best-epoch, "
+        "last-epoch and median-of-last-10 test errors from its metrics.jsonl.")
 
 
 def eval_checkpoints(
@@ -27,12 +28,18 @@ def eval_checkpoints(
 
         results = [evaluate_checkpoint(str(p), device, data_dir, batch_size) for p in ckpt]
         table = Table(title="mixup eval", header_style="bold")
-        for column in ("ckpt", "dataset", "model", "method", "alpha", "epoch", "n", "top-1 err %", "top-5 err %", "loss"):
+        for column in ("ckpt", "dataset", "model", "method", "alpha", "epoch", "n", "top-1 err %", "top-5 err %", "loss",
+                       "best % (epoch)", "last %", "median last 10 %"):
             table.add_column(column, justify="left" if column in ("ckpt", "dataset", "model", "method") else "right")
+
+        def pct(value):
+            return "-" if value is None else f"{value:.2f}"
+
         for r in results:
-            top5 = "-" if r["test_top5_error"] is None else f"{r['test_top5_error']:.2f}"
+            best = "-" if r.get("best_test_error") is None else f"{r['best_test_error']:.2f} ({r['best_epoch']})"
             table.add_row(r["ckpt"], r["dataset"], r["model"], r["method"], f"{r['alpha']:g}", str(r["epoch"]),
-                          str(r["n"]), f"{r['test_error']:.2f}", top5, f"{r['test_loss']:.4f}")
+                          str(r["n"]), pct(r["test_error"]), pct(r["test_top5_error"]), f"{r['test_loss']:.4f}",
+                          best, pct(r.get("last_test_error")), pct(r.get("median_last10_test_error")))
         console.print(table)
         if json_output:
             print_json(results[0] if len(results) == 1 else results)

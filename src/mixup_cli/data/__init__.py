@@ -31,6 +31,7 @@ class DatasetSpec:
     augment: Optional[str] = None  # batch augmentation for TensorSplit training data (data/augment.py)
     pixel_levels: Optional[int] = None  # images: levels per unit of input (255), used by attacks
     description: str = ""
+    download: Optional[Callable[[Optional[str]], None]] = None  # data_dir -> fetch the files (--download)
 
     def load(self, split: str, data_dir: Optional[str] = None, augment: bool = False):
         if split not in SPLITS:
@@ -60,7 +61,15 @@ def load_dataset(name: str, split: str = "train", data_dir: Optional[str] = None
     return get_dataset(name).load(split, data_dir, augment)
 
 
-# Importing the dataset modules fills the registry.
-from . import digits  # noqa: E402,F401
+def download_dataset(name: str, data_dir: Optional[str] = None) -> None:
+    """Fetch a dataset's files into data_dir, where a download exists (--download)."""
+    spec = get_dataset(name)
+    if spec.download is None:
+        raise ConfigError(f"dataset '{name}' has no download; place its files under --data-dir by hand")
+    spec.download(data_dir)
 
-__all__ = ["DATASETS", "DatasetSpec", "TensorSplit", "get_dataset", "load_dataset", "register_dataset"]
+
+# Importing the dataset modules fills the registry.
+from . import cifar, digits, imagenet, speech_commands, tables  # noqa: E402,F401
+
+__all__ = ["DATASETS", "DatasetSpec", "TensorSplit", "download_dataset", "get_dataset", "load_dataset", "register_dataset"]

@@ -1,0 +1,167 @@
+"""Tabular datasets for §3.6: three UCI sets that ship with scikit-learn, and `csv:PATH` for any
+other (the paper's Abalone, Arcene, Arrhythmia, HTRU2, Phishing, from their UCI files).
+
+Every table is split once into 80% train / 20% test, stratified by class with a fixed seed (0),
+so a split is the same on every machine. Features are standardized with the *training* split's
+per-feature mean and std, carried by the model (models/base.py: Normalized) like image
+normalization, so a checkpoint takes raw feature rows.
+
+`csv:PATH`: a CSV file with a header row. The label column is the one named `label`, or else the
+last column; labels may be numbers or strings (classes are their sorted distinct values). Every
+other column must be numeric with no missing values.
+"""
+from __future__ import annotations
+
+import csv
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+from . import DATASET_FAMILIES, DatasetSpec, register_dataset
+from .tensor_split import TensorSplit
+
+SPLIT_SEED = 0
+TEST_FRACTION = 0.2
+LABEL_COLUMN = "label"
+
+
+def split_indices(labels: np.ndarray) -> dict[str, np.ndarray]:
+    from sklearn.model_selection import train_test_split
+
+    counts = np.bincount(labels)
+    if len(counts) < 2 or counts.min() < 2:
+        raise ConfigError("a table needs at least 2 classes with at least 2 rows each for a stratified split")
+    n_test = max(int(round(TEST_FRACTION * len(labels))), len(counts))
+    train, test = train_test_split(np.arange(len(labels)), test_size=n_test, stratify=labels, random_state=SPLIT_SEED)
+    return {"train": np.sort(train), "test": np.sort(test)}
+
+
+def _split(features: np.ndarray, labels: np.ndarray, split: str) -> TensorSplit:
+    index = split_indices(labels)[split]
+    return TensorSplit(torch.from_numpy(features[index].astype(np.float32)), torch.from_numpy(labels[index]))
+
+
+def training_statistics(features: np.ndarray, labels: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    train = features[split_indices(labels)["train"]].astype(np.float64)
+    std = train.std(axis=0)
+    std[std == 0] = 1.0  # a constant column stays as it is
+    return tuple(float(v) for v in train.mean(axis=0)), tuple(float(v) for v in std)
+
+
+# ---------------------------------------------------------------------------------------------
+# scikit-learn's bundled UCI tables.
+
+@lru_cache(maxsize=3)
+def _sklearn_table(loader_name: str) -> tuple[np.ndarray, np.ndarray]:
+    import sklearn.datasets
+
+    bunch = getattr(sklearn.datasets, loader_name)()
+    return bunch.data.astype(np.float32), bunch.target.astype(np.int64)
+
+
+def _sklearn_loader(loader_name: str):
+    def load(split: str, data_dir, augment: bool) -> TensorSplit:
+        return _split(*_sklearn_table(loader_name), split)
+
+    return load
+
+
+# (name, scikit-learn loader, classes, training-split mean, training-split std); the statistics
+# are those of the fixed split above, written out so listing datasets never loads scikit-learn
+# (tests/test_data_formats.py recomputes them).
+SKLEARN_TABLES = {
+    "iris": ("load_iris", 3,
+             (5.8575, 3.04917, 3.75917, 1.2075),
+             (0.851436, 0.445158, 1.7808, 0.763671)),
+    "wine": ("load_wine", 3,
+             (13.0221, 2.33577, 2.37768, 19.6789, 99.0141, 2.29556, 2.0293, 0.365563, 1.59852, 5.01528, 0.95307,
+              2.61359, 750.915),
+             (0.814781, 1.12964, 0.272285, 3.41675, 13.5231, 0.614226, 1.00583, 0.120477, 0.581861, 2.32615,
+              0.217686, 0.699526, 324.104)),
+    "breast-cancer": ("load_breast_cancer", 2,
+                      (14.1407, 19.2288, 92.0493, 657.659, 0.0964813, 0.104119, 0.0879233, 0.0491028, 0.181072,
+                       0.0627191, 0.404835, 1.21422, 2.87617, 40.6882, 0.00708365, 0.0253229, 0.0310979, 0.011803,
+                       0.0205469, 0.0037421, 16.2773, 25.5918, 107.365, 883.72, 0.132465, 0.254187, 0.269816,
+                       0.114925, 0.289765, 0.0839525),
+                      (3.59689, 4.35313, 24.7869, 362.721, 0.0138771, 0.052037, 0.0769001, 0.0388787, 0.0270682,
+                       0.00697519, 0.284997, 0.56452, 2.10186, 47.7232, 0.00308004, 0.0171434, 0.0258836,
+                       0.00603902, 0.00833957, 0.00227295, 4.91205, 6.21601, 34.1858, 584.499, 0.0227265,
+                       0.155446, 0.203356, 0.066569, 0.0605975, 0.0177111)),
+}
+
+for _name, (_loader_name, _classes, _mean, _std) in SKLEARN_TABLES.items():
+    register_dataset(DatasetSpec(
+        name=_name, num_classes=_classes, input_shape=(len(_mean),), mean=_mean, std=_std, default_model="mlp",
+        loader=_sklearn_loader(_loader_name),
+        description=f"UCI {_name}, {len(_mean)} features, {_classes} classes, embedded",
+    ))
+
+
+# ---------------------------------------------------------------------------------------------
+# csv:PATH
+
+@lru_cache(maxsize=8)
+def _read_csv(path: str, mtime_ns: int, size: int) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """(features float32 N x F, labels int64, class names); cached per file version."""
+    with open(path, newline="") as handle:
+        rows = [row for row in csv.reader(handle) if row and any(cell.strip() for cell in row)]
+    if len(rows) < 2:
+        raise ConfigError(f"CSV '{path}' needs a header row and data rows; it has {len(rows)} row(s)")
+    header = [h.strip() for h in rows[0]]
+    label_at = header.index(LABEL_COLUMN) if LABEL_COLUMN in header else len(header) - 1
+    if len(header) < 2:
+        raise ConfigError(f"CSV '{path}' needs at least one feature column besides the label column")
+    features = np.empty((len(rows) - 1, len(header) - 1), dtype=np.float32)
+    raw_labels = []
+    for r, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise ConfigError(f"CSV '{path}' line {r} has {len(row)} cells, the header has {len(header)}")
+        cells = [c.strip() for c in row]
+        raw_labels.append(cells[label_at])
+        values = cells[:label_at] + cells[label_at + 1:]
+        names = header[:label_at] + header[label_at + 1:]
+        for c, (name, cell) in enumerate(zip(names, values)):
+            try:
+                features[r - 2, c] = float(cell)
+            except ValueError:
+                raise ConfigError(f"CSV '{path}' line {r}, column '{name}': {cell!r} is not a number "
+                                  f"(features must be numeric and complete)") from None
+    if not np.isfinite(features).all():
+        raise ConfigError(f"CSV '{path}' has NaN or infinite feature values; fill or drop those rows")
+    classes = _sorted_classes(raw_labels)
+    index = {name: i for i, name in enumerate(classes)}
+    return features, np.array([index[v] for v in raw_labels], dtype=np.int64), tuple(classes)
+
+
+def _sorted_classes(values: list[str]) -> list[str]:
+    """Distinct labels, numerically sorted when they are all numbers (so '10' follows '9')."""
+    distinct = set(values)
+    try:
+        return sorted(distinct, key=float)
+    except ValueError:
+        return sorted(distinct)
+
+
+def csv_table(argument: str) -> DatasetSpec:
+    path = Path(argument).expanduser()
+    if not argument or not path.is_file():
+        raise ConfigError(f"csv dataset: file '{argument}' does not exist; use --dataset csv:PATH with a CSV file "
+                          f"(header row; label column '{LABEL_COLUMN}' or the last column)")
+    stat = path.stat()
+    features, labels, classes = _read_csv(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    mean, std = training_statistics(features, labels)
+
+    def load(split: str, data_dir, augment: bool) -> TensorSplit:
+        return _split(features, labels, split)
+
+    return DatasetSpec(
+        name=f"csv:{path.resolve()}", num_classes=len(classes), input_shape=(features.shape[1],), mean=mean, std=std,
+        default_model="mlp", loader=load,
+        description=f"CSV table {path.name}: {len(labels)} rows, {features.shape[1]} features, {len(classes)} classes",
+    )
+
+
+DATASET_FAMILIES["csv"] = csv_table
