@@ -26,6 +26,7 @@ rows=(
   "mixup-label-smoothing-0.1|--alpha 1 --label-smoothing 0.1"
   "gaussian-noise-0.1|--alpha 0 --input-noise 0.1"
 )
+printf "%s\n" "${rows[@]%%|*}" | python3 -c "import json,sys; print(json.dumps(sys.stdin.read().split()))" > "$out/rows.json" 2>/dev/null || true
 for wd in "${decays[@]}"; do
   mkdir -p "$out/wd$wd"
   for row in "${rows[@]}"; do

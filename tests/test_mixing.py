@@ -1,6 +1,8 @@
 """Each mixing option changes what is mixed the way it says; bad combinations exit 2 with one line."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -191,3 +193,23 @@ def test_train_runs_knn_same_class_and_latent_end_to_end(cli, tmp_path):
         assert summary["epochs"] == 1 and summary["test_error"] < 90
         saved = (tmp_path / name / "config.yaml").read_text()
         assert all(flag.lstrip("-").replace("-", "_") in saved for flag in flags if flag.startswith("--"))
+
+
+RECIPES = sorted((Path(__file__).resolve().parents[1] / "examples" / "table5").glob("*.yaml"))
+
+
+def test_table5_has_both_weight_decays_for_every_row():
+    names = {p.name.rsplit("-wd", 1)[0] for p in RECIPES}
+    assert len(RECIPES) == 2 * len(names) >= 40
+    assert all(p.read_text().startswith("# Table 5") and "mixup train --config" in p.read_text() for p in RECIPES)
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
+def test_table5_recipes_resolve(recipe):
+    from mixup_cli.data import DATASETS
+    from mixup_cli.models import MODELS
+
+    if "cifar10" not in DATASETS or "preact-resnet18" not in MODELS:
+        pytest.skip("cifar10 / preact-resnet18 are not registered in this checkout")
+    config = resolve_config(TrainConfig, recipe)
+    assert config.model == "preact-resnet18" and config.weight_decay in (1e-4, 5e-4)
