@@ -41,7 +41,7 @@ def plot_between(result: dict, path) -> str:
     miss_ax.set(xlabel="λ", ylabel="% miss (prediction ∉ {y_i, y_j})", title="prediction errors in-between")
     grad_ax.set(xlabel="λ", ylabel="‖∇x loss‖", title="gradient norm in-between")
     miss_ax.legend(fontsize=8)
-    fig.suptitle(f"{result['dataset']}: {result['pairs']} random training pairs, x = λ·x_i + (1−λ)·x_j", fontsize=9)
+    fig.suptitle(f"{result['dataset']}: {result['pairs']} random training pairs, x = λ·x_i + (1−λ)·x_j", fontsize=9, y=1.02)
     return _save(fig, path)
 
 
@@ -54,9 +54,10 @@ def plot_reliability(results: list[dict], path) -> str:
         width = 1.0 / result["bins"]
         ax.bar([r["lower"] for r in rows], [r["accuracy"] for r in rows], width=width, align="edge",
                edgecolor="black", color="tab:blue", label="accuracy")
-        ax.bar([r["lower"] for r in rows], [r["confidence"] - r["accuracy"] for r in rows],
-               bottom=[r["accuracy"] for r in rows], width=width, align="edge", color="tab:red", alpha=0.35,
-               label="gap")
+        # The gap spans accuracy to mean confidence: above the bar when over-confident, inside it when under.
+        ax.bar([r["lower"] for r in rows], [abs(r["confidence"] - r["accuracy"]) for r in rows],
+               bottom=[min(r["confidence"], r["accuracy"]) for r in rows], width=width, align="edge",
+               facecolor="none", edgecolor="tab:red", hatch="//", linewidth=0.8, label="gap to confidence")
         ax.plot([0, 1], [0, 1], "k--", linewidth=1)
         ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy",
                title=f"{result['name']} ({result['method']})\nECE {result['ece_percent']:.2f}% ({result['bins']} bins)")
