@@ -236,7 +236,28 @@ class TrainConfig:
     model: Optional[str] = option(None, "Model name from the registry (`mixup list models`); default: the dataset's own.")
     model_options: dict = option({}, "Extra keyword options for the model factory (YAML mapping), e.g. {width: 64}.", cli=False)
     dropout: Optional[float] = option(None, "Dropout probability inside the model, where it has dropout (§3.4).", min=0.0, max=1.0)
-    alpha: float = option(1.0, "mixup strength: lambda ~ Beta(alpha, alpha); 0 is plain ERM.", min=0.0)
+    alpha: Optional[float] = option(None, "mixup strength: lambda ~ Beta(alpha, alpha); 0 is plain ERM. Default 1, "
+                                    "or 2 with mix_where manifold (Verma et al. 2019).", min=0.0)
+    # Mixing options (§3.8's ablations and later methods); mixing/checks.py says which combine.
+    mix_where: str = option("input", "Where to mix: input (mixup), latent (after the model's mixing point mix_layer, "
+                            "Table 5's 'Layer k'), or manifold (a random mixing point per batch, input included; "
+                            "Manifold Mixup).", choices=["input", "latent", "manifold"])
+    mix_layer: Optional[int] = option(None, "Mixing point for mix_where latent: k mixes after the model's stage k.", min=0)
+    mix_pairs: str = option("rp", "Partners: rp (a random permutation of the batch) or knn (a random one of each "
+                            "example's knn_k nearest training neighbours in input space, §3.8).", choices=["rp", "knn"])
+    mix_classes: str = option("ac", "ac: partners from all classes; sc: only from the example's own class (§3.8).",
+                              choices=["ac", "sc"])
+    knn_k: int = option(200, "Neighbours per example for mix_pairs knn (the paper's 200).", min=1)
+    mix_targets: str = option("mixed", "mixed: lambda-weighted labels (mixup); inputs-only: the label of the example "
+                              "with the larger weight (§3.8).", choices=["mixed", "inputs-only"])
+    mix_op: str = option("interpolate", "How two inputs combine: interpolate (mixup) or cutmix (paste a box of the "
+                         "partner; lambda becomes the area kept; Yun et al. 2019).", choices=["interpolate", "cutmix"])
+    lam_per_example: bool = option(False, "Draw lambda for every example rather than once per batch.")
+    mix_prob: float = option(1.0, "Probability that a batch is mixed at all; the others train as ERM.", min=0.0, max=1.0)
+    label_smoothing: float = option(0.0, "Label smoothing epsilon (Szegedy et al. 2016): target 1-eps+eps/K for the "
+                                    "label, eps/K for the others (§3.8's baseline).", min=0.0, max=1.0)
+    input_noise: float = option(0.0, "Std of Gaussian noise added to training inputs in their raw scale (pixels in "
+                                "[0, 1]) (§3.8's baseline).", min=0.0)
     epochs: int = option(30, "Number of training epochs.", min=1)
     batch_size: int = option(64, "Training batch size.", min=1)
     eval_batch_size: int = option(512, "Evaluation batch size.", min=1)
@@ -260,6 +281,7 @@ class TrainConfig:
     def check(self) -> None:
         from .data import get_dataset
         from .devices import check_device_name
+        from .mixing.checks import check_mixing
         from .models import MODELS
 
         spec = get_dataset(self.dataset)
@@ -270,6 +292,7 @@ class TrainConfig:
             self.model = spec.default_model
         MODELS.get(self.model)
         check_device_name(self.device)
+        check_mixing(self, spec)
         if self.milestones and sorted(self.milestones) != self.milestones:
             raise ConfigError(f"config key 'milestones' must be increasing, got {self.milestones}")
         if self.erm_warmup_epochs >= self.epochs and self.alpha > 0:
@@ -280,4 +303,4 @@ class TrainConfig:
 
     @property
     def method(self) -> str:
-        return "mixup" if self.alpha > 0 else "erm"
+        return "mixup" if (self.alpha is None or self.alpha > 0) else "erm"

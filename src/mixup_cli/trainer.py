@@ -117,7 +117,7 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False, callbacks: O
                                  seed=config.seed, workers=config.workers, drop_last=True)
     test_batches = make_batches(test_set, config.eval_batch_size, device, shuffle=False, workers=config.workers)
     steps = len(train_batches)
-    mixer = build_mixer(config)
+    mixer = build_mixer(config, model=model, train_set=train_set, device=device)
     perm_generator = torch.Generator(device=device)
     callbacks.on_start({"device": str(device), "parameters": count_parameters(model), "steps_per_epoch": steps,
                         "train_size": len(train_set), "test_size": len(test_set), "start_epoch": state.epoch,
@@ -137,14 +137,15 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False, callbacks: O
         loss_sum = torch.tensor(state.loss_sum, device=device)
         started = time.perf_counter()
         epoch_samples = 0
-        for step, (inputs, labels) in enumerate(train_batches.epoch(epoch, state.step), start=state.step):
+        batches = train_batches.epoch(epoch, state.step, with_index=mixer.needs_index)  # knn needs dataset indices
+        for step, (inputs, labels, *index) in enumerate(batches, start=state.step):
             lr = learning_rate(epoch + step / steps, config)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             torch.manual_seed(derive_seed(config.seed, epoch, step, MODEL))  # dropout
             perm_generator.manual_seed(derive_seed(config.seed, epoch, step, MIX))
             rng = np.random.default_rng(derive_seed(config.seed, epoch, step, MIX))
-            batch = mixer(inputs, labels, alpha, rng, perm_generator)
+            batch = mixer(inputs, labels, alpha, rng, perm_generator, *index)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast_dtype is not None):
                 loss = batch.loss(batch.forward(model).float())
             optimizer.zero_grad(set_to_none=True)

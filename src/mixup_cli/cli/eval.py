@@ -7,12 +7,14 @@ from typing import List, Optional
 import typer
 
 from .common import DEBUG_OPTION, JSON_OPTION, console, print_json, run_guarded
+from .eval_analysis import with_analysis_options
 
 HELP = ("Evaluate checkpoints (files or run directories) on their dataset's test split: top-1/top-5 error "
         "and loss, in percent. Several --ckpt give one table (a list under --json), with each run's best-epoch, "
         "last-epoch and median-of-last-10 test errors from its metrics.jsonl.")
 
 
+@with_analysis_options  # --between, --calibration, --boundary (cli/eval_analysis.py)
 def eval_checkpoints(
     ckpt: List[Path] = typer.Option(..., "--ckpt", help="Checkpoint file or run directory (repeat for several)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),

@@ -1,7 +1,8 @@
 """Batches for training and evaluation, from a TensorSplit on the device or a DataLoader.
 
 Both yield (raw-scale float inputs, integer labels) on the training device, in an order fixed by
-(seed, epoch); `start_step` skips the batches a resumed run has already trained on.
+(seed, epoch); `start_step` skips the batches a resumed run has already trained on. With
+`with_index=True`, TensorBatches also yields each example's index in the split (knn mixing needs it).
 """
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ class TensorBatches:
     def __iter__(self):
         return self.epoch(0)
 
-    def epoch(self, epoch: int, start_step: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def epoch(self, epoch: int, start_step: int = 0, with_index: bool = False) -> Iterator[tuple[torch.Tensor, ...]]:
         n = len(self.split)
         order = epoch_order(n, self.seed, epoch).to(self.device) if self.shuffle else None
         generator = torch.Generator(device=self.device) if self.augment else None
@@ -55,7 +56,11 @@ class TensorBatches:
             if self.augment is not None:
                 generator.manual_seed(derive_seed(self.seed, epoch, step, AUGMENT))
                 inputs = self.augment(inputs, generator)
-            yield inputs, self.split.labels[index]
+            if with_index:
+                where = index if order is not None else torch.arange(lo, hi, device=self.device)
+                yield inputs, self.split.labels[index], where
+            else:
+                yield inputs, self.split.labels[index]
 
 
 class _OrderSampler(Sampler):
@@ -94,7 +99,9 @@ class LoaderBatches:
     def __iter__(self):
         return self.epoch(0)
 
-    def epoch(self, epoch: int, start_step: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def epoch(self, epoch: int, start_step: int = 0, with_index: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        if with_index:
+            raise ValueError("LoaderBatches does not yield example indices; hold the dataset as a TensorSplit")
         self.sampler.epoch, self.sampler.start = epoch, start_step * self.batch_size
         # Per-sample transforms draw from torch's global RNG (workers: seeded from it).
         torch.manual_seed(derive_seed(self.seed, epoch, start_step, 1))

@@ -38,10 +38,12 @@ class MixedBatch:
     perm: Optional[torch.Tensor] = None
     mix_at: Optional[int] = None
     label_smoothing: float = 0.0
+    # Training-set index of each row's partner when partners come from outside the batch (knn).
+    partner_index: Optional[torch.Tensor] = None
 
     @property
     def is_mixed(self) -> bool:
-        return self.perm is not None
+        return self.perm is not None or self.partner_index is not None
 
     def forward(self, model: torch.nn.Module) -> torch.Tensor:
         if self.mix_at is None:
@@ -85,14 +87,3 @@ def mixup(inputs: torch.Tensor, targets: torch.Tensor, alpha: float,
     perm = torch.randperm(inputs.shape[0], device=inputs.device, generator=generator)
     mixed = lam * inputs + (1 - lam) * inputs[perm]
     return MixedBatch(mixed, targets, targets[perm], lam, perm)
-
-
-def build_mixer(config):
-    """The batch transform a training run uses: (inputs, targets, alpha, rng, generator) -> MixedBatch.
-
-    Every training path calls what this returns; ERM is alpha = 0 of it, not another loop.
-    """
-    def mix(inputs, targets, alpha, rng, generator):
-        return mixup(inputs, targets, alpha, rng=rng, generator=generator)
-
-    return mix

@@ -1,0 +1,145 @@
+"""`mixup eval --between | --calibration | --boundary`: the analyses of analysis.py on the command line.
+
+They join `mixup eval` through one decorator (`with_analysis_options`) that adds their options to
+the command and runs an analysis instead of the test-error table when one is asked for.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import functools
+import inspect
+import typing
+from pathlib import Path
+from typing import Callable, List, Optional
+
+from ..config import option, resolve_config
+from .common import config_parameters, console, fail, print_json, run_guarded
+
+MODES = ("between", "calibration", "boundary")
+
+
+@dataclasses.dataclass
+class AnalysisConfig:
+    between: bool = option(False, "Figure 2: misses and input-gradient norms between random pairs of training "
+                                  "examples, for each --ckpt side by side.")
+    calibration: bool = option(False, "Expected calibration error (equal-width bins) and a reliability diagram "
+                                      "for each --ckpt, on its test split.")
+    boundary: bool = option(False, "Figure 1b: train ERM and mixup on two moons and plot their decision "
+                                   "boundaries side by side (needs --plot, no --ckpt).")
+    pairs: int = option(1000, "--between: random training pairs.", min=1)
+    lambdas: str = option("0.5,0.6,0.7,0.8,0.9,1.0", "--between: lambda grid, comma-separated, in [0, 1].")
+    bins: int = option(15, "--calibration: confidence bins of the ECE.", min=1)
+    seed: int = option(0, "Seed of the pairs (--between) and of the toy data and training (--boundary).", min=0)
+    plot: Optional[str] = option(None, "PNG file to draw the analysis into (never overwritten).")
+    boundary_alpha: float = option(1.0, "--boundary: alpha of the mixup model (the other is ERM).", min=0.0,
+                                   min_exclusive=True)
+    boundary_steps: int = option(2000, "--boundary: Adam steps of each toy model.", min=1)
+    boundary_samples: int = option(200, "--boundary: two-moons training points.", min=4)
+
+
+def _mode(config: AnalysisConfig, ckpt) -> str:
+    from ..errors import ConfigError
+
+    chosen = [m for m in MODES if getattr(config, m)]
+    if len(chosen) > 1:
+        raise ConfigError(f"choose one analysis per call, got --{' and --'.join(chosen)}")
+    mode = chosen[0]
+    if mode == "boundary" and ckpt:
+        raise ConfigError("--boundary trains its own toy models and takes no --ckpt; drop --ckpt")
+    if mode == "boundary" and not config.plot:
+        raise ConfigError("--boundary draws a picture: pass --plot FILE.png")
+    if mode != "boundary" and not ckpt:
+        raise ConfigError(f"--{mode} needs at least one --ckpt (a checkpoint file or run directory)")
+    return mode
+
+
+def run_analysis(values: dict, ckpt, device: str, data_dir, batch_size: int, json_output: bool) -> None:
+    from rich.table import Table
+
+    from .. import analysis
+    from ..analysis_plots import check_new_file, plot_between, plot_boundary, plot_reliability
+
+    config = resolve_config(AnalysisConfig, overrides=values)
+    mode = _mode(config, ckpt)
+    if config.plot:
+        check_new_file(config.plot)
+    paths = [str(p) for p in ckpt or []]
+    if mode == "between":
+        result = analysis.between_checkpoints(paths, device, data_dir, config.pairs,
+                                              analysis.parse_lambdas(config.lambdas), config.seed,
+                                              min(batch_size, 1024))
+        table = Table(title=f"mixup eval --between: {result['pairs']} random training pairs of {result['dataset']}, "
+                            f"x = λ·x_i + (1−λ)·x_j", header_style="bold")
+        table.add_column("λ", justify="right")
+        for m in result["models"]:
+            table.add_column(f"miss % {m['name']} ({m['method']})", justify="right")
+        for m in result["models"]:
+            table.add_column(f"‖∇x‖ {m['name']} ({m['method']})", justify="right")
+        for k, lam in enumerate(result["lambda"]):
+            table.add_row(f"{lam:g}", *[f"{m['miss_percent'][k]:.2f}" for m in result["models"]],
+                          *[f"{m['grad_norm'][k]:.4f}" for m in result["models"]])
+        console.print(table)
+        if config.plot:
+            result["plot"] = plot_between(result, config.plot)
+    elif mode == "calibration":
+        results = [analysis.calibration_checkpoint(p, device, data_dir, config.bins, batch_size) for p in paths]
+        table = Table(title=f"mixup eval --calibration: test split, {config.bins} equal-width confidence bins",
+                      header_style="bold")
+        for column in ("ckpt", "method", "alpha", "n", "error %", "mean confidence %", "ECE %", "NLL"):
+            table.add_column(column, justify="left" if column in ("ckpt", "method") else "right")
+        for r in results:
+            table.add_row(r["name"], r["method"], f"{r['alpha']:g}", str(r["n"]), f"{100 - r['accuracy_percent']:.2f}",
+                          f"{r['mean_confidence_percent']:.2f}", f"{r['ece_percent']:.2f}", f"{r['nll']:.4f}")
+        console.print(table)
+        result = results[0] if len(results) == 1 else results
+        if config.plot:
+            drawn = plot_reliability(results, config.plot)
+            for r in results:
+                r["plot"] = drawn
+    else:
+        drawn = analysis.boundary((0.0, config.boundary_alpha), config.boundary_samples, steps=config.boundary_steps,
+                                  seed=config.seed)
+        plot = plot_boundary(drawn, config.plot)
+        table = Table(title=f"mixup eval --boundary: two moons, {drawn['samples']} points, {drawn['steps']} steps",
+                      header_style="bold")
+        for column in ("model", "alpha", "train error %"):
+            table.add_column(column, justify="left" if column == "model" else "right")
+        for m in drawn["models"]:
+            table.add_row(m["method"], f"{m['alpha']:g}", f"{m['train_error_percent']:.2f}")
+        console.print(table)
+        console.print(f"wrote {plot}")
+        result = {"plot": plot, "samples": drawn["samples"], "noise": drawn["noise"], "steps": drawn["steps"],
+                  "seed": drawn["seed"], "models": [{k: v for k, v in m.items() if k != "p1"} for m in drawn["models"]]}
+    if json_output:
+        print_json(result)
+
+
+def with_analysis_options(command: Callable) -> Callable:
+    """Add AnalysisConfig's options to `mixup eval`; with one of --between/--calibration/--boundary
+    the analysis runs instead of the command. --ckpt becomes optional (the boundary needs none)."""
+    names = [f.name for f in dataclasses.fields(AnalysisConfig)]
+    hints = typing.get_type_hints(command)
+    own = []
+    for p in inspect.signature(command).parameters.values():
+        p = p.replace(annotation=hints.get(p.name, p.annotation))
+        if p.name == "ckpt":
+            optional = copy.copy(p.default)
+            optional.default = None
+            p = p.replace(default=optional, annotation=Optional[List[Path]])
+        own.append(p)
+
+    @functools.wraps(command)
+    def wrapper(**kwargs):
+        values = {k: kwargs.pop(k) for k in names if k in kwargs}
+        if any(values.get(m) for m in MODES):
+            return run_guarded(kwargs.get("debug", False), lambda: run_analysis(
+                values, kwargs.get("ckpt"), kwargs.get("device", "auto"), kwargs.get("data_dir"),
+                kwargs.get("batch_size", 512), kwargs.get("json_output", False)))
+        if not kwargs.get("ckpt"):
+            fail("missing option --ckpt: pass a checkpoint file or run directory (or an analysis such as --boundary)")
+        return command(**kwargs)
+
+    wrapper.__signature__ = inspect.Signature(own + config_parameters(AnalysisConfig))
+    wrapper.__annotations__ = {}
+    return wrapper

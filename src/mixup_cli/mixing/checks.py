@@ -1,0 +1,60 @@
+"""Cross-field checks of the mixing options: combinations that cannot work, or do nothing, fail
+before training starts with one line saying what to change."""
+from __future__ import annotations
+
+from ..errors import ConfigError
+
+# Options that only act when batches are mixed, with their do-nothing values.
+MIXING_ONLY = {"mix_where": "input", "mix_layer": None, "mix_pairs": "rp", "mix_classes": "ac",
+               "mix_targets": "mixed", "mix_op": "interpolate", "lam_per_example": False, "mix_prob": 1.0}
+
+
+def model_mixing_points(config, spec) -> list[int] | None:
+    """The mixing points the configured model declares (built on the meta device: no memory, fast)."""
+    import torch
+
+    from ..models import build_model
+
+    options = dict(config.model_options)
+    if config.dropout is not None:
+        options["dropout"] = config.dropout
+    with torch.device("meta"):
+        net = build_model(config.model, spec.num_classes, spec.input_shape, **options)
+    points = getattr(net, "mixing_points", None)
+    return list(points) if points is not None else None
+
+
+def check_mixing(config, spec) -> None:
+    """Fill alpha's method-dependent default, then refuse combinations that make no sense."""
+    from .mixer import DEFAULT_ALPHA
+
+    if config.alpha is None:
+        config.alpha = DEFAULT_ALPHA[config.mix_where]
+    if config.alpha == 0:
+        given = [k for k, off in MIXING_ONLY.items() if getattr(config, k) != off]
+        if given:
+            raise ConfigError(f"config key '{given[0]}' only acts on mixed batches, and alpha 0 is plain ERM; "
+                              f"drop it or set alpha > 0")
+    where = config.mix_where
+    if where == "latent" and config.mix_layer is None:
+        raise ConfigError("mix_where latent needs mix_layer, the mixing point to mix at (e.g. --mix-layer 1)")
+    if where != "latent" and config.mix_layer is not None:
+        raise ConfigError(f"mix_layer only applies with mix_where latent (mix_where is {where}); "
+                          f"add --mix-where latent or drop mix_layer")
+    if where in ("latent", "manifold"):
+        points = model_mixing_points(config, spec)
+        if points is None:
+            raise ConfigError(f"model '{config.model}' declares no mixing points, so mix_where {where} cannot "
+                              f"mix inside it; use mix_where input")
+        if where == "latent" and config.mix_layer not in points:
+            raise ConfigError(f"model '{config.model}' has no mixing point {config.mix_layer}; "
+                              f"choose mix_layer from {', '.join(map(str, points))}")
+        if config.mix_pairs == "knn":
+            raise ConfigError(f"mix_pairs knn draws partners from outside the batch, whose hidden layers are not "
+                              f"computed; use knn with mix_where input, or mix_pairs rp with mix_where {where}")
+        if config.mix_op == "cutmix":
+            raise ConfigError(f"mix_op cutmix pastes image boxes and works on the input only; "
+                              f"use mix_where input, or mix_op interpolate with mix_where {where}")
+    if config.mix_op == "cutmix" and len(spec.input_shape) != 3:
+        raise ConfigError(f"mix_op cutmix needs image inputs (C, H, W), but dataset '{spec.name}' has inputs of "
+                          f"shape {tuple(spec.input_shape)}; use mix_op interpolate")

@@ -1,0 +1,64 @@
+"""How two inputs become one: interpolation (mixup, §2) or a pasted box (CutMix, Yun et al. 2019).
+
+A combine takes the batch, the partners' inputs and lambda (a float, or a host array of one weight
+per example, drawn on the host so nothing waits on the device) and returns the mixed inputs and
+the weight of the first example as the loss should count it (a float, or a device tensor).
+"""
+from __future__ import annotations
+
+from typing import Union
+
+import numpy as np
+import torch
+
+from ..registry import Registry
+
+COMBINES: Registry = Registry("mixing operation")
+Lam = Union[float, np.ndarray]
+
+
+def lam_tensor(lam: Lam, device) -> Union[float, torch.Tensor]:
+    """A host array of weights as a float32 tensor on `device`; a float stays a float."""
+    if isinstance(lam, np.ndarray):
+        return torch.as_tensor(lam, dtype=torch.float32).to(device, non_blocking=True)
+    return lam
+
+
+@COMBINES.register("interpolate")
+def interpolate(inputs: torch.Tensor, partners: torch.Tensor, lam: Lam, rng: np.random.Generator):
+    """lam*x + (1-lam)*x', the paper's virtual example."""
+    lam = lam_tensor(lam, inputs.device)
+    weight = lam.reshape(-1, *([1] * (inputs.dim() - 1))).to(inputs.dtype) if isinstance(lam, torch.Tensor) else lam
+    return weight * inputs + (1 - weight) * partners, lam
+
+
+def cut_boxes(lam: np.ndarray, height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+    """[n, 4] boxes (y0, y1, x0, x1) covering about 1-lam of the image each, centred uniformly at
+    random and clipped at the border (CutMix's sampling)."""
+    side = np.sqrt(1.0 - lam)
+    cut_h, cut_w = (height * side).astype(int), (width * side).astype(int)
+    cy, cx = rng.integers(0, height, size=lam.shape), rng.integers(0, width, size=lam.shape)
+    return np.stack([np.clip(cy - cut_h // 2, 0, height), np.clip(cy + cut_h // 2, 0, height),
+                     np.clip(cx - cut_w // 2, 0, width), np.clip(cx + cut_w // 2, 0, width)], axis=1)
+
+
+@COMBINES.register("cutmix")
+def cutmix(inputs: torch.Tensor, partners: torch.Tensor, lam: Lam, rng: np.random.Generator):
+    """Paste a box of each partner into the example; lambda becomes the area of the example kept.
+
+    Boxes are drawn on the host from `rng` (no device sync); the mask is built on the device.
+    """
+    if inputs.dim() != 4:
+        raise ValueError(f"cutmix needs image batches (N, C, H, W), got shape {tuple(inputs.shape)}")
+    height, width = inputs.shape[-2:]
+    per_example = isinstance(lam, np.ndarray)
+    lam_host = lam.astype(np.float64) if per_example else np.array([lam])
+    boxes = cut_boxes(lam_host, height, width, rng)
+    kept = 1.0 - (boxes[:, 1] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 2]) / (height * width)
+    box = torch.as_tensor(boxes, device=inputs.device)
+    ys = torch.arange(height, device=inputs.device)[None, :, None]
+    xs = torch.arange(width, device=inputs.device)[None, None, :]
+    inside = ((ys >= box[:, 0, None, None]) & (ys < box[:, 1, None, None])
+              & (xs >= box[:, 2, None, None]) & (xs < box[:, 3, None, None]))
+    mixed = torch.where(inside[:, None], partners, inputs)
+    return mixed, lam_tensor(kept, inputs.device) if per_example else float(kept[0])
