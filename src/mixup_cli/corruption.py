@@ -137,13 +137,25 @@ def relabel(dataset: Dataset, labels: torch.Tensor) -> Dataset:
     return Relabeled(dataset, labels)
 
 
-def make_corrupted_labels(dataset: str, fraction: float, seed: int, exact: bool = False,
-                          exclude_true: bool = False, data_dir: Optional[str] = None) -> CorruptedLabels:
-    """Corrupt the training labels of a registered dataset."""
+def training_labels(dataset: str, data_dir: Optional[str] = None) -> torch.Tensor:
+    """The training labels of a registered dataset; a ConfigError when it has no class labels."""
     from .data import get_dataset
 
     spec = get_dataset(dataset)
-    original = dataset_labels(spec.load("train", data_dir), spec.name)
+    if spec.num_classes < 2:
+        raise ConfigError(f"dataset '{spec.name}' has no class labels to corrupt; choose a classification dataset")
+    return dataset_labels(spec.load("train", data_dir), spec.name)
+
+
+def make_corrupted_labels(dataset: str, fraction: float, seed: int, exact: bool = False,
+                          exclude_true: bool = False, data_dir: Optional[str] = None,
+                          original: Optional[torch.Tensor] = None) -> CorruptedLabels:
+    """Corrupt the training labels of a registered dataset (`original`: them, when already loaded)."""
+    from .data import get_dataset
+
+    spec = get_dataset(dataset)
+    if original is None:
+        original = training_labels(dataset, data_dir)
     labels, mask = corrupt_labels(original, spec.num_classes, fraction, seed, exact, exclude_true)
     return CorruptedLabels(labels, original, mask, spec.name, spec.num_classes, float(fraction), int(seed),
                            bool(exact), bool(exclude_true))

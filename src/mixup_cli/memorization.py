@@ -260,17 +260,22 @@ def prepare_experiment(config: CorruptLabelsConfig, resume: bool, explicit: set[
         if root.is_dir() and any(root.iterdir()):
             raise ConfigError(f"output directory '{root}' is not empty; pass --resume to continue the experiment "
                               f"in it, or choose another --out")
+        from .corruption import training_labels
+
+        original = training_labels(config.dataset, config.data_dir)  # a dataset without labels fails here, before any write
         try:
             root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"cannot create output directory '{root}' ({exc.strerror}); choose another --out") from None
+        for fraction in config.fraction:
+            experiment_labels(config, fraction, root, original)
     import yaml
 
     runs.write_text_atomic(saved_path, yaml.safe_dump({**to_dict(config), "out": str(root)}, sort_keys=False))
     return root
 
 
-def experiment_labels(config: CorruptLabelsConfig, fraction: float, root: Path):
+def experiment_labels(config: CorruptLabelsConfig, fraction: float, root: Path, original=None):
     """The corrupted labels of `fraction`: made once, then read back from the experiment directory."""
     from .corruption import load_label_file, make_corrupted_labels, save_label_file
 
@@ -284,7 +289,7 @@ def experiment_labels(config: CorruptLabelsConfig, fraction: float, root: Path):
                               f"{wanted}; start a new experiment in another --out")
         return corrupted, path
     corrupted = make_corrupted_labels(config.dataset, fraction, config.corruption_seed, config.exact,
-                                      config.exclude_true, config.data_dir)
+                                      config.exclude_true, config.data_dir, original)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_label_file(corrupted, path)
     return corrupted, path
