@@ -288,3 +288,15 @@ def test_interrupted_experiment_resumes_without_redoing_finished_runs(cli, tmp_p
     metrics = [json.loads(line) for line in (mixup / "metrics.jsonl").read_text().splitlines()]
     assert [m["epoch"] for m in metrics] == [1, 2]
     assert train_config(config, 0.5, "mixup", mixup, out / "fraction-0.5" / "labels.pt").alpha == 32.0
+
+
+def test_paper_numbers_stand_only_beside_the_papers_setting():
+    from mixup_cli.memorization import is_paper_setting
+
+    paper = CorruptLabelsConfig()  # the defaults: CIFAR-10, PreAct ResNet-18, 200 epochs
+    assert is_paper_setting(paper, 0.5, "mixup") and is_paper_setting(paper, 0.2, "erm+dropout")
+    assert not is_paper_setting(paper, 0.3, "mixup")
+    for change in ({"epochs": 100}, {"dataset": "digits"}, {"mixup_alpha": "16"}, {"exclude_true": True}):
+        config = CorruptLabelsConfig(**change)
+        assert not is_paper_setting(config, 0.5, "mixup"), change
+    assert is_paper_setting(CorruptLabelsConfig(mixup_alpha="16"), 0.5, "erm")

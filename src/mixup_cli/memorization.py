@@ -152,7 +152,7 @@ class CorruptLabelsConfig:
     model_options: dict = option({}, "Extra keyword options for the model factory (YAML mapping).", cli=False)
     fraction: list[float] = option([0.2, 0.5, 0.8], "Fractions of training labels to corrupt, e.g. 0.2,0.5,0.8.",
                                    min=0.0, max=1.0)
-    methods: list[str] = option(["erm", "erm+dropout", "mixup", "mixup+dropout"], "Methods to compare.",
+    methods: list[str] = option(["erm", "erm+dropout", "mixup", "mixup+dropout"], "Methods to compare: erm, erm+dropout, mixup, mixup+dropout (Table 2's rows).",
                                 choices=_method_names)
     exact: bool = option(False, "Corrupt exactly round(fraction*N) labels, instead of each with probability fraction.")
     exclude_true: bool = option(False, "Draw a corrupted label from the other classes only (never the true one).")
@@ -170,7 +170,7 @@ class CorruptLabelsConfig:
     momentum: float = option(0.9, "SGD momentum.", min=0.0, max=1.0)
     weight_decay: float = option(1e-4, "Weight decay.", min=0.0)
     schedule: str = option("step", "Learning-rate schedule.", choices=_schedule_names)
-    milestones: list[int] = option([100, 150], "Epochs at which the step schedule divides the lr by 1/gamma.", min=1)
+    milestones: list[int] = option([100, 150], "Epochs at which the step schedule multiplies the lr by gamma.", min=1)
     gamma: float = option(0.1, "Factor of the step schedule.", min=0.0, min_exclusive=True)
     seed: int = option(0, "Training seed of every run (initialization, data order, mixup draws).", min=0)
     device: str = option("auto", "auto | cpu | cuda | cuda:N (auto = CUDA when present).")
@@ -376,8 +376,8 @@ def run_experiment(config: CorruptLabelsConfig, root: Path, callbacks: Optional[
                                     "epochs": train_cfg.epochs})
             if state != "new":
                 saved = load_yaml(run_dir / runs.CONFIG)
-                # The labels path may be spelled differently (another cwd); the file itself is checked above.
-                check_resume_config(saved, to_dict(train_cfg), set(saved) - {"labels"})
+                # Paths may be spelled differently (another cwd); the labels file itself is checked above.
+                check_resume_config(saved, to_dict(train_cfg), set(saved) - {"labels", "data_dir"})
             if state != "done":
                 runs.prepare_run_dir(str(run_dir), train_cfg, resume=state == "resume", force=state == "new")
                 train(train_cfg, run_dir, resume=state == "resume", callbacks=callbacks, should_stop=should_stop)

@@ -12,8 +12,8 @@ from ..memorization import CorruptLabelsConfig
 
 HELP = ("Table 2 (§3.4): train ERM, dropout, mixup and mixup + dropout on randomly corrupted labels, and "
         "report test error and training error on the kept and the corrupted examples. Paper defaults "
-        "(CIFAR-10, PreAct ResNet-18, 200 epochs); on a CPU: --dataset digits --model small-cnn --epochs 60 "
-        "--milestones 30,45. --save-labels FILE writes labels for `mixup train --labels FILE`.")
+        "(CIFAR-10, PreAct ResNet-18, 200 epochs); on a CPU: --dataset digits --model small-cnn --epochs 100 "
+        "--milestones 50,75. --save-labels FILE writes labels for `mixup train --labels FILE`.")
 
 
 def _resolve(config_path: Optional[Path], overrides: dict, resume: bool) -> tuple[CorruptLabelsConfig, set]:
@@ -153,6 +153,9 @@ class ExperimentProgress:
                              info=f"test error {record['test_error']:.2f}%  train loss {record['train_loss']:.3f}")
 
     def on_run_end(self, row: dict) -> None:
+        if self.task is not None:
+            self.progress.remove_task(self.task)
+            self.task = None
         self.progress.console.print(
             f"      test error best {row['best_test_error']:.2f}% last {row['last_test_error']:.2f}%; "
             f"training error real {_percent(row['train_error_real'])}% corrupted "
