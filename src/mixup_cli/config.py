@@ -277,6 +277,8 @@ class TrainConfig:
     bf16: bool = option(False, "bf16 autocast on CUDA.")
     workers: int = option(0, "DataLoader worker processes, for datasets read from disk per sample.", min=0)
     out: Optional[str] = option(None, "Run directory; default runs/<dataset>-<model>-<method>-<time>.")
+    labels: Optional[str] = option(None, "Train on the labels of this file (`mixup corrupt-labels --save-labels`, §3.4) "
+                                         "instead of the dataset's own.")
 
     def check(self) -> None:
         from .data import get_dataset
@@ -293,6 +295,8 @@ class TrainConfig:
         MODELS.get(self.model)
         check_device_name(self.device)
         check_mixing(self, spec)
+        if self.labels is not None and not Path(self.labels).is_file():
+            raise ConfigError(f"labels file '{self.labels}' does not exist; write one with mixup corrupt-labels --save-labels")
         if self.milestones and sorted(self.milestones) != self.milestones:
             raise ConfigError(f"config key 'milestones' must be increasing, got {self.milestones}")
         if self.erm_warmup_epochs >= self.epochs and self.alpha > 0:

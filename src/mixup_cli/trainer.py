@@ -20,6 +20,7 @@ import torch
 from . import runs
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig, to_dict
+from .corruption import apply_label_file
 from .data import get_dataset
 from .data.batches import make_batches
 from .devices import resolve_device
@@ -96,7 +97,7 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False, callbacks: O
     spec = get_dataset(config.dataset)
     if config.download:
         spec.download(config.data_dir)
-    train_set = spec.load("train", config.data_dir, augment=True)
+    train_set = apply_label_file(spec.load("train", config.data_dir, augment=True), config.labels, spec)
     test_set = spec.load("test", config.data_dir)
 
     model, model_record = _build(config, spec)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import typer
 
+from . import corrupt_labels
 from . import eval as eval_command
 from . import listing, train
 
@@ -22,6 +23,7 @@ app = typer.Typer(
 app.command("train", help=train.HELP)(train.train)
 app.command("eval", help=eval_command.HELP)(eval_command.eval_checkpoints)
 app.command("list", help=listing.HELP)(listing.list_registered)
+app.command("corrupt-labels", help=corrupt_labels.HELP)(corrupt_labels.corrupt_labels)
 
 
 def main() -> None:

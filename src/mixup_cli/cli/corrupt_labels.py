@@ -1,0 +1,198 @@
+"""`mixup corrupt-labels`: the memorization experiment of §3.4 (Table 2), and label files for `train --labels`."""
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .common import CONFIG_OPTION, DEBUG_OPTION, JSON_OPTION, console, print_json, run_guarded, with_config_options
+from ..memorization import CorruptLabelsConfig
+
+HELP = ("Table 2 (§3.4): train ERM, dropout, mixup and mixup + dropout on randomly corrupted labels, and "
+        "report test error and training error on the kept and the corrupted examples. Paper defaults "
+        "(CIFAR-10, PreAct ResNet-18, 200 epochs); on a CPU: --dataset digits --model small-cnn --epochs 100 "
+        "--milestones 50,75. --save-labels FILE writes labels for `mixup train --labels FILE`.")
+
+
+def _resolve(config_path: Optional[Path], overrides: dict, resume: bool) -> tuple[CorruptLabelsConfig, set]:
+    from ..config import load_yaml
+    from ..errors import ConfigError
+    from ..memorization import EXPERIMENT, resolve_experiment_config
+
+    explicit = {k for k, v in overrides.items() if v is not None}
+    if config_path is not None:
+        explicit |= {k.replace("-", "_") for k in load_yaml(config_path)}
+    if not resume:
+        return resolve_experiment_config(config_path, overrides), explicit
+    if not overrides.get("out"):
+        raise ConfigError("--resume needs --out DIR, the experiment directory to continue")
+    saved_path = Path(overrides["out"]) / EXPERIMENT
+    if not saved_path.is_file():
+        raise ConfigError(f"--resume: '{overrides['out']}' holds no {EXPERIMENT} to resume; check --out")
+    return resolve_experiment_config(config_path, overrides, base=load_yaml(saved_path)), explicit
+
+
+def _save_labels(config: CorruptLabelsConfig, path: Path) -> dict:
+    from ..corruption import make_corrupted_labels, save_label_file
+    from ..errors import ConfigError
+
+    if len(config.fraction) != 1:
+        raise ConfigError(f"--save-labels writes one file, for one fraction; give a single --fraction (got "
+                          f"{','.join(f'{f:g}' for f in config.fraction)}); an experiment keeps every fraction's "
+                          f"labels in OUT/fraction-P/labels.pt")
+    corrupted = make_corrupted_labels(config.dataset, config.fraction[0], config.corruption_seed, config.exact,
+                                      config.exclude_true, config.data_dir)
+    save_label_file(corrupted, path)
+    info = {"labels_file": str(path), **corrupted.settings(), "n": len(corrupted.labels),
+            "n_chosen": int(corrupted.mask.sum()), "realized_noise": corrupted.realized_noise}
+    console.print(f"wrote {path}: {info['n_chosen']:,} of {info['n']:,} '{corrupted.dataset}' training labels chosen "
+                  f"(fraction {corrupted.fraction:g}), {100 * info['realized_noise']:.2f}% now differ from the "
+                  f"truth; train on them with: mixup train --dataset {corrupted.dataset} --labels {path}")
+    return info
+
+
+@with_config_options(CorruptLabelsConfig)
+def corrupt_labels(
+    config_path: Optional[Path] = CONFIG_OPTION,
+    resume: bool = typer.Option(False, "--resume", help="Continue the experiment in --out; finished runs are kept."),
+    save_labels: Optional[Path] = typer.Option(None, "--save-labels", help="Also write the corrupted labels (one "
+                                               "--fraction) to this file, for `mixup train --labels FILE`."),
+    labels_only: bool = typer.Option(False, "--labels-only", help="Only write --save-labels; train nothing."),
+    print_config: bool = typer.Option(False, "--print-config", help="Print the resolved config as YAML and exit."),
+    json_output: bool = JSON_OPTION,
+    debug: bool = DEBUG_OPTION,
+    overrides: dict = None,
+) -> None:
+    def body():
+        from ..config import to_dict
+        from ..errors import ConfigError
+
+        config, explicit = _resolve(config_path, overrides, resume)
+        if print_config:
+            import yaml
+
+            typer.echo(yaml.safe_dump(to_dict(config), sort_keys=False), nl=False)
+            return
+        if labels_only and save_labels is None:
+            raise ConfigError("--labels-only needs --save-labels FILE, the file to write")
+        saved = _save_labels(config, save_labels) if save_labels is not None else None
+        if labels_only:
+            if json_output:
+                print_json(saved)
+            return
+        from ..memorization import prepare_experiment, run_experiment
+        from ..trainer import Interrupted
+        from .train import StopFlag
+
+        root = prepare_experiment(config, resume, explicit)
+        with StopFlag() as stop, ExperimentProgress(config) as progress:
+            try:
+                result = run_experiment(config, root, callbacks=progress, should_stop=stop)
+            except Interrupted as exc:
+                progress.stop()
+                console.print(f"[yellow]{exc}[/]\nresume with: mixup corrupt-labels --resume --out {root}")
+                raise typer.Exit(143 if stop.signal == signal.SIGTERM else 130)
+        if saved is not None:
+            result["labels_file"] = saved["labels_file"]
+        render_table(result)
+        if json_output:
+            print_json(result)
+
+    run_guarded(debug, body)
+
+
+def _percent(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+class ExperimentProgress:
+    """A line per sub-run on stderr, with an epoch bar while it trains."""
+
+    def __init__(self, config: CorruptLabelsConfig):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.total = len(config.fraction) * len(config.methods)
+        self.done = 0
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=console)
+        self.task = None
+        self.current = ""
+
+    def __enter__(self):
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def stop(self):
+        self.progress.stop()
+
+    def on_run_start(self, info: dict) -> None:
+        self.done += 1
+        self.current = f"{100 * info['fraction']:g}% {info['label']}"
+        verb = {"new": "training", "resume": "resuming", "done": "finished already"}[info["state"]]
+        self.progress.console.print(f"[{self.done}/{self.total}] {self.current}: {verb} ({info['run_dir']})")
+        if self.task is not None:
+            self.progress.remove_task(self.task)
+            self.task = None
+        if info["state"] != "done":
+            self.task = self.progress.add_task(self.current, total=info["epochs"], info="")
+
+    def on_start(self, info: dict) -> None:
+        if self.task is not None:
+            self.progress.update(self.task, completed=info["start_epoch"])
+
+    def on_step(self, epoch: int, step: int, steps: int, loss: float, samples_per_second: float) -> None:
+        self.progress.update(self.task, info=f"epoch {epoch + 1} step {step}/{steps} loss {loss:.3f}")
+
+    def on_epoch(self, record: dict) -> None:
+        self.progress.update(self.task, completed=record["epoch"],
+                             info=f"test error {record['test_error']:.2f}%  train loss {record['train_loss']:.3f}")
+
+    def on_run_end(self, row: dict) -> None:
+        if self.task is not None:
+            self.progress.remove_task(self.task)
+            self.task = None
+        self.progress.console.print(
+            f"      test error best {row['best_test_error']:.2f}% last {row['last_test_error']:.2f}%; "
+            f"training error real {_percent(row['train_error_real'])}% corrupted "
+            f"{_percent(row['train_error_corrupted'])}%")
+
+
+def render_table(result: dict) -> None:
+    """Table 2's layout: corruption, method, test error (best, last), training error (real, corrupted)."""
+    from rich.table import Table
+
+    from ..memorization import METHODS
+
+    rows = result["rows"]
+    paper = any(r["paper"] for r in rows)
+    table = Table(title=f"Table 2 (§3.4): errors in % with corrupted labels; {result['dataset']}, {result['model']}, "
+                        f"{result['epochs']} epochs", header_style="bold")
+    table.add_column("corruption (realized)")
+    table.add_column("method")
+    for column in ("test best", "test last", "train real", "train corrupted"):
+        table.add_column(column, justify="right")
+    if paper:
+        for column in ("paper best", "paper last", "paper real", "paper corrupted"):
+            table.add_column(column, justify="right", style="dim")
+    previous = None
+    for r in rows:
+        first = r["fraction"] != previous
+        if first and previous is not None:
+            table.add_section()
+        previous = r["fraction"]
+        cells = [f"{100 * r['fraction']:g}% ({100 * r['realized_noise']:.1f}%)" if first else "",
+                 METHODS.get(r["method"]).label(r["alpha"], r["dropout"]),
+                 _percent(r["best_test_error"]), _percent(r["last_test_error"]),
+                 _percent(r["train_error_real"]), _percent(r["train_error_corrupted"])]
+        if paper:
+            p = r["paper"] or {}
+            cells += [_percent(p.get(k)) for k in ("best_test_error", "last_test_error", "train_error_real",
+                                                   "train_error_corrupted")]
+        table.add_row(*cells)
+    console.print(table)
+    console.print(f"runs in {result['out']} (each a run directory: mixup eval --ckpt DIR)")

@@ -1,0 +1,422 @@
+"""The memorization experiment of §3.4 (Table 2): ERM, dropout, mixup and mixup + dropout trained on
+the same randomly corrupted CIFAR-10 labels, compared on test error (best and last epoch) and on
+training error over the kept ("real") and the corrupted examples.
+
+An experiment lives in one directory:
+
+    <out>/experiment.yaml                  the resolved CorruptLabelsConfig
+    <out>/fraction-<p>/labels.pt           the corrupted labels of fraction p (usable by `mixup train --labels`)
+    <out>/fraction-<p>/<method>/           a normal run directory (trainer.train), resumable, evaluable
+    <out>/fraction-<p>/<method>/memorization.json   its training errors per subset, once finished
+
+A sub-run with summary.json is finished and is never trained again; one with last.pt and no
+summary is resumed from it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+from . import runs
+from .config import TrainConfig, check_keys, load_yaml, option, resolve_config, to_dict
+from .errors import ConfigError
+from .registry import Registry
+
+EXPERIMENT = "experiment.yaml"
+LABELS = "labels.pt"
+MEMORIZATION = "memorization.json"
+
+# ---------------------------------------------------------------------------------------------
+# Per-fraction settings: "0.2:8,0.5:32,0.8:32", or one number for every fraction.
+
+PER_FRACTION_FIELDS = ("mixup_alpha", "dropout", "mixup_dropout_alpha", "mixup_dropout_p")
+
+
+def parse_per_fraction(key: str, text: str) -> dict[float, float]:
+    """{fraction: value} from 'F:V,F:V' ('*' for a single number V)."""
+    wrong = ConfigError(f"config key '{key}' must be a number or FRACTION:VALUE pairs like 0.2:8,0.5:32, got {text!r}")
+    pairs: dict[float, float] = {}
+    for item in (s.strip() for s in str(text).split(",")):
+        if not item:
+            continue
+        fraction, sep, value = item.rpartition(":")
+        try:
+            pairs[float(fraction) if sep else -1.0] = float(value)
+        except ValueError:
+            raise wrong from None
+    if not pairs or (-1.0 in pairs and len(pairs) > 1):
+        raise wrong
+    return pairs
+
+
+def per_fraction_text(value) -> str:
+    """A YAML value (number, mapping or string) in the flag's 'F:V,...' form."""
+    if isinstance(value, dict):
+        return ",".join(f"{k}:{v}" for k, v in value.items())
+    return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+
+def value_at(pairs: dict[float, float], fraction: float) -> float:
+    """The value for `fraction`: its own, else the nearest listed fraction's (the larger on a tie)."""
+    if -1.0 in pairs:
+        return pairs[-1.0]
+    return pairs[min(pairs, key=lambda f: (abs(f - fraction), -f))]
+
+
+# ---------------------------------------------------------------------------------------------
+# The methods of Table 2, as presets over the trainer's alpha and dropout.
+
+@dataclasses.dataclass(frozen=True)
+class MethodPreset:
+    name: str
+    title: str  # the row label of Table 2
+    alpha_key: Optional[str] = None  # config key of its per-fraction alpha; None: ERM (alpha 0)
+    dropout_key: Optional[str] = None  # config key of its per-fraction dropout; None: the model's default
+
+    def settings(self, config: "CorruptLabelsConfig", fraction: float) -> tuple[float, Optional[float]]:
+        """(alpha, dropout) of this method at `fraction`."""
+        alpha = value_at(parse_per_fraction(self.alpha_key, getattr(config, self.alpha_key)), fraction) \
+            if self.alpha_key else 0.0
+        dropout = value_at(parse_per_fraction(self.dropout_key, getattr(config, self.dropout_key)), fraction) \
+            if self.dropout_key else None
+        return alpha, dropout
+
+    def label(self, alpha: float, dropout: Optional[float]) -> str:
+        """'mixup + dropout (α = 8, p = 0.3)', as Table 2 writes it."""
+        parts = ([f"α = {alpha:g}"] if self.alpha_key else []) + ([f"p = {dropout:g}"] if self.dropout_key else [])
+        return f"{self.title} ({', '.join(parts)})" if parts else self.title
+
+
+METHODS: Registry[MethodPreset] = Registry("method")
+
+
+def register_method(preset: MethodPreset) -> MethodPreset:
+    METHODS.register(preset.name)(preset)
+    return preset
+
+
+register_method(MethodPreset("erm", "ERM"))
+register_method(MethodPreset("erm+dropout", "ERM + dropout", dropout_key="dropout"))
+register_method(MethodPreset("mixup", "mixup", alpha_key="mixup_alpha"))
+register_method(MethodPreset("mixup+dropout", "mixup + dropout", alpha_key="mixup_dropout_alpha",
+                             dropout_key="mixup_dropout_p"))
+
+# Table 2 of the paper (PreAct ResNet-18 on CIFAR-10, 200 epochs): (fraction, method) ->
+# (best test error, last test error, training error real, training error corrupted), percent.
+PAPER_TABLE2: dict[tuple[float, str], tuple[float, float, float, float]] = {
+    (0.2, "erm"): (12.7, 16.6, 0.05, 0.28),
+    (0.2, "erm+dropout"): (8.8, 10.4, 5.26, 83.55),
+    (0.2, "mixup"): (5.9, 6.4, 2.27, 86.32),
+    (0.2, "mixup+dropout"): (6.2, 6.2, 1.92, 85.02),
+    (0.5, "erm"): (18.8, 44.6, 0.26, 0.64),
+    (0.5, "erm+dropout"): (14.1, 15.5, 12.71, 86.98),
+    (0.5, "mixup"): (11.3, 12.7, 5.84, 85.71),
+    (0.5, "mixup+dropout"): (10.9, 10.9, 7.56, 87.90),
+    (0.8, "erm"): (36.5, 73.9, 0.62, 0.83),
+    (0.8, "erm+dropout"): (30.9, 35.1, 29.84, 86.37),
+    (0.8, "mixup"): (25.3, 30.9, 18.92, 85.44),
+    (0.8, "mixup+dropout"): (24.0, 24.8, 19.70, 87.67),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# The config of `mixup corrupt-labels`.
+
+def _method_names() -> list[str]:
+    return METHODS.names()
+
+
+def _optimizer_names() -> list[str]:
+    from .optim import OPTIMIZERS
+
+    return OPTIMIZERS.names()
+
+
+def _schedule_names() -> list[str]:
+    from .optim import SCHEDULES
+
+    return SCHEDULES.names()
+
+
+@dataclasses.dataclass
+class CorruptLabelsConfig:
+    """Table 2's protocol; the defaults are the paper's (§3.4, with the CIFAR recipe of §3.2)."""
+
+    dataset: str = option("cifar10", "Dataset whose training labels are corrupted (`mixup list datasets`).")
+    data_dir: Optional[str] = option(None, "Folder holding the dataset's files (not needed for embedded datasets).")
+    model: str = option("preact-resnet18", "Model name (`mixup list models`); the paper's PreAct ResNet-18 has "
+                                           "dropout inside each block.")
+    model_options: dict = option({}, "Extra keyword options for the model factory (YAML mapping).", cli=False)
+    fraction: list[float] = option([0.2, 0.5, 0.8], "Fractions of training labels to corrupt, e.g. 0.2,0.5,0.8.",
+                                   min=0.0, max=1.0)
+    methods: list[str] = option(["erm", "erm+dropout", "mixup", "mixup+dropout"], "Methods to compare: erm, erm+dropout, mixup, mixup+dropout (Table 2's rows).",
+                                choices=_method_names)
+    exact: bool = option(False, "Corrupt exactly round(fraction*N) labels, instead of each with probability fraction.")
+    exclude_true: bool = option(False, "Draw a corrupted label from the other classes only (never the true one).")
+    label_seed: Optional[int] = option(None, "Seed of the corruption; default: --seed.", min=0)
+    mixup_alpha: str = option("0.2:8,0.5:32,0.8:32", "mixup's alpha per fraction (FRACTION:ALPHA pairs, or one "
+                                                     "number); an unlisted fraction takes the nearest one's.")
+    dropout: str = option("0.2:0.7,0.5:0.8,0.8:0.8", "erm+dropout's dropout probability per fraction.")
+    mixup_dropout_alpha: str = option("0.2:4,0.5:8,0.8:8", "mixup+dropout's alpha per fraction.")
+    mixup_dropout_p: str = option("0.2:0.1,0.5:0.3,0.8:0.3", "mixup+dropout's dropout probability per fraction.")
+    epochs: int = option(200, "Training epochs of every run.", min=1)
+    batch_size: int = option(128, "Training batch size.", min=1)
+    eval_batch_size: int = option(512, "Evaluation batch size.", min=1)
+    optimizer: str = option("sgd", "Optimizer.", choices=_optimizer_names)
+    lr: float = option(0.1, "Peak learning rate.", min=0.0, min_exclusive=True)
+    momentum: float = option(0.9, "SGD momentum.", min=0.0, max=1.0)
+    weight_decay: float = option(1e-4, "Weight decay.", min=0.0)
+    schedule: str = option("step", "Learning-rate schedule.", choices=_schedule_names)
+    milestones: list[int] = option([100, 150], "Epochs at which the step schedule multiplies the lr by gamma.", min=1)
+    gamma: float = option(0.1, "Factor of the step schedule.", min=0.0, min_exclusive=True)
+    seed: int = option(0, "Training seed of every run (initialization, data order, mixup draws).", min=0)
+    device: str = option("auto", "auto | cpu | cuda | cuda:N (auto = CUDA when present).")
+    bf16: bool = option(False, "bf16 autocast on CUDA.")
+    workers: int = option(0, "DataLoader worker processes, for datasets read from disk per sample.", min=0)
+    out: Optional[str] = option(None, "Experiment directory; default runs/corrupt-labels-<dataset>-<time>.")
+
+    def check(self) -> None:
+        from .data import get_dataset
+        from .devices import check_device_name
+        from .models import MODELS, model_options
+
+        spec = get_dataset(self.dataset)
+        if spec.num_classes < 2:
+            raise ConfigError(f"dataset '{self.dataset}' has no class labels to corrupt; choose a classification dataset")
+        MODELS.get(self.model)
+        check_device_name(self.device)
+        if not self.fraction:
+            raise ConfigError("config key 'fraction' is empty; give at least one fraction, e.g. 0.5")
+        if len(set(self.fraction)) != len(self.fraction):
+            raise ConfigError(f"config key 'fraction' repeats a value: {self.fraction}")
+        if not self.methods:
+            raise ConfigError(f"config key 'methods' is empty; choose from: {', '.join(METHODS.names())}")
+        if len(set(self.methods)) != len(self.methods):
+            raise ConfigError(f"config key 'methods' repeats a value: {self.methods}")
+        for key in PER_FRACTION_FIELDS:
+            high = 1.0 if key in ("dropout", "mixup_dropout_p") else None
+            for fraction, value in parse_per_fraction(key, getattr(self, key)).items():
+                if value < 0 or (high is not None and value >= high):
+                    bounds = "in [0, 1)" if high else "at least 0"
+                    raise ConfigError(f"config key '{key}' must be {bounds}, got {value:g}"
+                                      + (f" at fraction {fraction:g}" if fraction >= 0 else ""))
+        dropout_methods = [m for m in self.methods if METHODS.get(m).dropout_key]
+        if dropout_methods and "dropout" not in model_options(self.model):
+            raise ConfigError(f"model '{self.model}' has no dropout option, which {', '.join(dropout_methods)} "
+                              f"need; drop them from --methods or choose a model with dropout")
+        if self.milestones and sorted(self.milestones) != self.milestones:
+            raise ConfigError(f"config key 'milestones' must be increasing, got {self.milestones}")
+
+    @property
+    def corruption_seed(self) -> int:
+        return self.seed if self.label_seed is None else self.label_seed
+
+
+# Keys a resumed experiment may change: where and how it runs, and which (fraction, method) pairs.
+RESUMABLE_CHANGES = ("device", "workers", "eval_batch_size", "out", "data_dir", "fraction", "methods")
+
+
+def resolve_experiment_config(yaml_path=None, overrides: Optional[dict] = None, base: Optional[dict] = None,
+                              ) -> CorruptLabelsConfig:
+    """defaults < base < YAML < flags; the per-fraction keys also take a number or a mapping in YAML."""
+    data = load_yaml(yaml_path) if yaml_path else {}
+    data = {k.replace("-", "_") if isinstance(k, str) else k: v for k, v in data.items()}
+    check_keys(CorruptLabelsConfig, data, f"config file '{yaml_path}'")
+    data = {k: per_fraction_text(v) if k in PER_FRACTION_FIELDS else v for k, v in data.items()}
+    return resolve_config(CorruptLabelsConfig, overrides=overrides, base={**(base or {}), **data})
+
+
+def experiment_dir(config: CorruptLabelsConfig) -> Path:
+    if config.out:
+        return Path(config.out)
+    dataset = config.dataset.replace(":", "-").replace("/", "_")[-40:]
+    return Path("runs") / f"corrupt-labels-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def fraction_dir(root: Path, fraction: float) -> Path:
+    return root / f"fraction-{fraction:g}"
+
+
+def prepare_experiment(config: CorruptLabelsConfig, resume: bool, explicit: set[str]) -> Path:
+    """Create the experiment directory, or check that a resumed one was started with these settings."""
+    root = experiment_dir(config)
+    saved_path = root / EXPERIMENT
+    if resume:
+        if not saved_path.is_file():
+            raise ConfigError(f"--resume: '{root}' holds no {EXPERIMENT} to resume; check --out")
+        saved = load_yaml(saved_path)
+        given = to_dict(config)
+        differ = [k for k in sorted(explicit) if k not in RESUMABLE_CHANGES and k in saved and saved[k] != given.get(k)]
+        if differ:
+            detail = ", ".join(f"{k}: {saved[k]!r} in the experiment, {given.get(k)!r} given" for k in differ)
+            raise ConfigError(f"--resume with settings that contradict the experiment ({detail}); drop them or "
+                              f"start a new experiment in another --out")
+    else:
+        if root.exists() and not root.is_dir():
+            raise ConfigError(f"output path '{root}' exists and is not a directory; choose another --out")
+        if root.is_dir() and any(root.iterdir()):
+            raise ConfigError(f"output directory '{root}' is not empty; pass --resume to continue the experiment "
+                              f"in it, or choose another --out")
+        from .corruption import training_labels
+
+        original = training_labels(config.dataset, config.data_dir)  # a dataset without labels fails here, before any write
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create output directory '{root}' ({exc.strerror}); choose another --out") from None
+        for fraction in config.fraction:
+            experiment_labels(config, fraction, root, original)
+    import yaml
+
+    runs.write_text_atomic(saved_path, yaml.safe_dump({**to_dict(config), "out": str(root)}, sort_keys=False))
+    return root
+
+
+def experiment_labels(config: CorruptLabelsConfig, fraction: float, root: Path, original=None):
+    """The corrupted labels of `fraction`: made once, then read back from the experiment directory."""
+    from .corruption import load_label_file, make_corrupted_labels, save_label_file
+
+    path = fraction_dir(root, fraction) / LABELS
+    wanted = {"dataset": _dataset_name(config), "fraction": float(fraction), "seed": config.corruption_seed,
+              "exact": config.exact, "exclude_true": config.exclude_true}
+    if path.is_file():
+        corrupted = load_label_file(path)
+        if corrupted.settings() != wanted:
+            raise ConfigError(f"labels file '{path}' was made with {corrupted.settings()}, not this experiment's "
+                              f"{wanted}; start a new experiment in another --out")
+        return corrupted, path
+    corrupted = make_corrupted_labels(config.dataset, fraction, config.corruption_seed, config.exact,
+                                      config.exclude_true, config.data_dir, original)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_label_file(corrupted, path)
+    return corrupted, path
+
+
+def _dataset_name(config: CorruptLabelsConfig) -> str:
+    from .data import get_dataset
+
+    return get_dataset(config.dataset).name
+
+
+def train_config(config: CorruptLabelsConfig, fraction: float, method: str, run_dir: Path,
+                 labels_path: Path) -> TrainConfig:
+    """The TrainConfig of one sub-run: the shared recipe, the method's alpha and dropout, the labels."""
+    alpha, dropout = METHODS.get(method).settings(config, fraction)
+    shared = {k: getattr(config, k) for k in (
+        "dataset", "data_dir", "model", "model_options", "epochs", "batch_size", "eval_batch_size", "optimizer",
+        "lr", "momentum", "weight_decay", "schedule", "milestones", "gamma", "seed", "device", "bf16", "workers")}
+    return resolve_config(TrainConfig, overrides={**shared, "alpha": alpha, "dropout": dropout, "out": str(run_dir),
+                                                  "labels": str(labels_path)})
+
+
+def is_paper_setting(config: CorruptLabelsConfig, fraction: float, method: str) -> bool:
+    """Whether Table 2 reports this very setting (so its numbers may stand beside ours)."""
+    if (fraction, method) not in PAPER_TABLE2 or config.exact or config.exclude_true:
+        return False
+    defaults = CorruptLabelsConfig()
+    recipe = ("dataset", "model", "model_options", "epochs", "batch_size", "optimizer", "lr", "momentum",
+              "weight_decay", "schedule", "milestones", "gamma")
+    if any(getattr(config, k) != getattr(defaults, k) for k in recipe):
+        return False
+    preset = METHODS.get(method)
+    return preset.settings(config, fraction) == preset.settings(defaults, fraction)
+
+
+# ---------------------------------------------------------------------------------------------
+# Running it.
+
+class ExperimentCallbacks:
+    """The trainer's hooks (trainer.TrainCallbacks, not imported here so the CLI loads without torch),
+    plus one before and one after each sub-run."""
+
+    def on_start(self, info: dict) -> None: ...
+
+    def on_step(self, epoch: int, step: int, steps: int, loss: float, samples_per_second: float) -> None: ...
+
+    def on_epoch(self, record: dict) -> None: ...
+
+    def on_run_start(self, info: dict) -> None: ...
+
+    def on_run_end(self, row: dict) -> None: ...
+
+
+def sub_run_state(run_dir: Path) -> str:
+    """'done' (summary.json), 'resume' (last.pt, no summary) or 'new'."""
+    if (run_dir / runs.SUMMARY).is_file():
+        return "done"
+    if (run_dir / runs.LAST).is_file():
+        return "resume"
+    return "new"
+
+
+def run_experiment(config: CorruptLabelsConfig, root: Path, callbacks: Optional[ExperimentCallbacks] = None,
+                   should_stop: Callable[[], bool] = lambda: False) -> dict:
+    """Train every (fraction, method) not finished yet under `root`; the rows of Table 2.
+
+    Raises trainer.Interrupted when `should_stop` says so; running it again with the same
+    arguments continues where it stopped.
+    """
+    from .trainer import check_resume_config, train
+
+    callbacks = callbacks or ExperimentCallbacks()
+    labels = {fraction: experiment_labels(config, fraction, root) for fraction in config.fraction}
+    rows = []
+    for fraction in config.fraction:
+        corrupted, labels_path = labels[fraction]
+        for method in config.methods:
+            run_dir = fraction_dir(root, fraction) / method
+            train_cfg = train_config(config, fraction, method, run_dir, labels_path)
+            state = sub_run_state(run_dir)
+            callbacks.on_run_start({"fraction": fraction, "method": method, "alpha": train_cfg.alpha,
+                                    "dropout": train_cfg.dropout, "run_dir": str(run_dir), "state": state,
+                                    "label": METHODS.get(method).label(train_cfg.alpha, train_cfg.dropout),
+                                    "epochs": train_cfg.epochs})
+            if state != "new":
+                saved = load_yaml(run_dir / runs.CONFIG)
+                # Paths may be spelled differently (another cwd); the labels file itself is checked above.
+                check_resume_config(saved, to_dict(train_cfg), set(saved) - {"labels", "data_dir"})
+            if state != "done":
+                runs.prepare_run_dir(str(run_dir), train_cfg, resume=state == "resume", force=state == "new")
+                train(train_cfg, run_dir, resume=state == "resume", callbacks=callbacks, should_stop=should_stop)
+            row = sub_run_row(config, fraction, method, train_cfg, run_dir, corrupted)
+            rows.append(row)
+            callbacks.on_run_end(row)
+    return {"dataset": _dataset_name(config), "model": config.model, "epochs": config.epochs, "out": str(root),
+            "exact": config.exact, "exclude_true": config.exclude_true, "label_seed": config.corruption_seed,
+            "rows": rows}
+
+
+def sub_run_row(config: CorruptLabelsConfig, fraction: float, method: str, train_cfg: TrainConfig,
+                run_dir: Path, corrupted) -> dict:
+    """One row of Table 2 for a finished sub-run (training errors computed once, then cached)."""
+    summary = json.loads((run_dir / runs.SUMMARY).read_text())
+    errors = _memorization(run_dir, corrupted, train_cfg)
+    paper = PAPER_TABLE2.get((fraction, method)) if is_paper_setting(config, fraction, method) else None
+    return {
+        "fraction": fraction, "method": method, "alpha": train_cfg.alpha, "dropout": train_cfg.dropout,
+        "best_test_error": summary["best_test_error"], "last_test_error": summary["test_error"],
+        "train_error_real": errors["train_error_real"], "train_error_corrupted": errors["train_error_corrupted"],
+        "realized_noise": corrupted.realized_noise, "n_real": errors["n_real"], "n_corrupted": errors["n_corrupted"],
+        "best_epoch": summary["best_epoch"], "epochs": summary["epochs"], "run_dir": str(run_dir),
+        "paper": dict(zip(("best_test_error", "last_test_error", "train_error_real", "train_error_corrupted"), paper))
+        if paper else None,
+    }
+
+
+def _memorization(run_dir: Path, corrupted, train_cfg: TrainConfig) -> dict:
+    from .checkpoint import load_checkpoint, model_from_checkpoint
+    from .corruption import memorization_errors
+    from .devices import resolve_device
+
+    cache = run_dir / MEMORIZATION
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    device = resolve_device(train_cfg.device)
+    model = model_from_checkpoint(load_checkpoint(run_dir / runs.LAST, map_location=device)).to(device)
+    errors = memorization_errors(model, corrupted, device, train_cfg.data_dir, train_cfg.eval_batch_size,
+                                 train_cfg.workers)
+    runs.write_text_atomic(cache, json.dumps(errors, indent=2) + "\n")
+    return errors
