@@ -8,7 +8,7 @@ from __future__ import annotations
 import typer
 
 from . import eval as eval_command
-from . import listing, train
+from . import attack, listing, train
 
 app = typer.Typer(
     name="mixup",
@@ -22,6 +22,7 @@ app = typer.Typer(
 app.command("train", help=train.HELP)(train.train)
 app.command("eval", help=eval_command.HELP)(eval_command.eval_checkpoints)
 app.command("list", help=listing.HELP)(listing.list_registered)
+app.command("attack", help=attack.HELP)(attack.attack)
 
 
 def main() -> None:
