@@ -121,8 +121,8 @@ def _attack_names() -> list[str]:
 class AttackConfig:
     """What `mixup attack` runs: methods × ε on the test split, white box or black box (§3.5)."""
 
-    method: list[str] = option(["fgsm"], "Attack methods, comma-separated: fgsm (Goodfellow et al. 2015), "
-                                         "ifgsm (Kurakin et al. 2017).", choices=_attack_names)
+    method: list[str] = option(["fgsm", "ifgsm"], "Attack methods, comma-separated: fgsm (Goodfellow et al. "
+                                                   "2015), ifgsm (Kurakin et al. 2017).", choices=_attack_names)
     epsilon: list[float] = option([4.0], "L∞ radius in pixel levels of the 0–255 scale (4 = 4/255, the paper's); "
                                          "comma-separated to sweep, e.g. 1,2,4,8.", min=0.0)
     steps: int = option(10, "I-FGSM iterations.", min=1)

@@ -89,7 +89,7 @@ def render_table(results: list[dict]) -> None:
     table = Table(title=title, caption=caption, header_style="bold")
     table.add_column("metric")
     table.add_column("model")
-    table.add_column("ckpt")
+    table.add_column("ckpt", overflow="fold")
     table.add_column("clean", justify="right")
     columns = table_columns(results)
     for method, eps in columns:
