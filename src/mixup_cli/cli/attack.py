@@ -82,10 +82,14 @@ def render_table(results: list[dict]) -> None:
         title = f"mixup attack: black box (examples made on {first['source_ckpt']})"
     else:
         title = "mixup attack: white box (examples made on each model itself)"
-    steps = sorted({(r["steps"], r["step_size"]) for r in results if r["method"] != "fgsm"})
-    caption = (f"{first['dataset']} test split, n={first['n']}; errors in %; ε in pixel levels of 255"
-               + (f"; I-FGSM {steps[0][0]} steps of {steps[0][1]:g}" if len(steps) == 1 else "")
-               + "; flip = % of correct clean predictions turned wrong")
+    caption = f"{first['dataset']} test split, n={first['n']}; errors in %; ε in pixel levels of 255"
+    iterative = [r for r in results if r["method"] != "fgsm"]
+    if iterative:
+        steps = iterative[0]["steps"]
+        sizes = {r["step_size"] for r in iterative}
+        default = all(abs(r["step_size"] - r["epsilon"] / steps) < 1e-9 for r in iterative)
+        caption += f"; I-FGSM {steps} steps of " + ("ε/" + str(steps) if default else "/".join(f"{s:g}" for s in sizes))
+    caption += "; flip = % of correct clean predictions turned wrong"
     table = Table(title=title, caption=caption, header_style="bold")
     table.add_column("metric")
     table.add_column("model")
