@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import typer
 
-from . import corrupt_labels
 from . import eval as eval_command
-from . import listing, train
+from . import attack, corrupt_labels, listing, train
 
 app = typer.Typer(
     name="mixup",
@@ -23,6 +22,7 @@ app = typer.Typer(
 app.command("train", help=train.HELP)(train.train)
 app.command("eval", help=eval_command.HELP)(eval_command.eval_checkpoints)
 app.command("list", help=listing.HELP)(listing.list_registered)
+app.command("attack", help=attack.HELP)(attack.attack)
 app.command("corrupt-labels", help=corrupt_labels.HELP)(corrupt_labels.corrupt_labels)
 
 

@@ -1,0 +1,380 @@
+"""Adversarial examples against saved checkpoints: FGSM and I-FGSM, white box and black box (§3.5, Table 3).
+
+The paper (§3.5) attacks an ERM and a mixup ImageNet model with FGSM (Goodfellow et al., 2015) and
+its iterative version I-FGSM (Kurakin et al., 2017), both untargeted with the loss taken at the true
+labels, at ε = 4 pixel levels; white box (examples made on the model under test) and black box
+(examples made on a separately trained ERM model). `run_attack` reproduces that protocol on any
+checkpoint this tool writes and returns plain data; the CLI only renders it.
+
+Conventions fixed here so results compare with other implementations on the same checkpoints:
+- the perturbation lives in raw image space [0, 1], before normalization (checkpointed models
+  normalize their own input, models/base.py: Normalized);
+- ε and the I-FGSM step size are given in pixel levels of the 0–255 scale (ε = 4 means 4/255),
+  whatever the dataset's own quantization;
+- FGSM: x' = clip_[0,1](x + ε·sign(∇ₓ CE(f(x), y)));
+- I-FGSM: x'_0 = x, x'_{k+1} = clip_[0,1](clip_{x,ε}(x'_k + a·sign(∇ₓ CE(f(x'_k), y)))), k < steps,
+  with a = ε/steps by default; no random start.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Optional
+
+from .config import option
+from .errors import ConfigError
+from .registry import Registry
+
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported inside the functions, so that the CLI can build `mixup attack`'s options from
+# AttackConfig without paying for torch on `mixup --help`.
+
+PIXEL_SCALE = 255.0  # ε is given in levels of the 0–255 scale
+LIMIT_SEED = 0  # fixes which test examples --limit keeps
+
+# (model, inputs, labels, epsilon, steps, step_size) -> adversarial inputs; epsilon and step_size
+# in input units ([0, 1] for images), model in eval mode taking raw-scale inputs.
+AttackFn = Callable[["torch.nn.Module", "torch.Tensor", "torch.Tensor", float, int, Optional[float]], "torch.Tensor"]
+ATTACKS: Registry[AttackFn] = Registry("attack method")
+# How each method is labelled in tables (the paper's spelling).
+TITLES: dict[str, str] = {}
+
+
+def register_attack(name: str, title: str):
+    TITLES[name] = title
+    return ATTACKS.register(name)
+
+
+def input_gradient(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """∇ₓ of the summed cross-entropy at the true labels; the weights get no gradient.
+
+    Summed, not averaged, so each example's gradient does not shrink with the batch size (only its
+    sign is used, but a mean can underflow to exact zeros on confident float32 logits).
+    `torch.autograd.grad` with the input as the only target never accumulates into `.grad` of
+    the parameters, so the model is left exactly as it was.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    with torch.enable_grad():
+        x = inputs.detach().clone().requires_grad_(True)
+        loss = F.cross_entropy(model(x).float(), labels, reduction="sum")
+        (grad,) = torch.autograd.grad(loss, [x])
+    return grad
+
+
+def project(adversarial: torch.Tensor, clean: torch.Tensor, epsilon: float) -> torch.Tensor:
+    """Back onto the L∞ ball of radius ε around the clean input, then onto the image range [0, 1]."""
+    import torch
+
+    adversarial = torch.minimum(torch.maximum(adversarial, clean - epsilon), clean + epsilon)
+    return adversarial.clamp(0.0, 1.0)
+
+
+@register_attack("fgsm", "FGSM")
+def fgsm(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor, epsilon: float,
+         steps: int = 1, step_size: Optional[float] = None) -> torch.Tensor:
+    """Fast gradient sign method (Goodfellow et al., 2015): one step of size ε; steps/step_size unused."""
+    grad = input_gradient(model, inputs, labels)
+    return project(inputs + epsilon * grad.sign(), inputs, epsilon)
+
+
+@register_attack("ifgsm", "I-FGSM")
+def ifgsm(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor, epsilon: float,
+          steps: int = 10, step_size: Optional[float] = None) -> torch.Tensor:
+    """Iterative FGSM (Kurakin et al., 2017, 'basic iterative method'): `steps` sign steps of size
+    `step_size` (default ε/steps), each projected onto the ε-ball around x and onto [0, 1]."""
+    step_size = epsilon / steps if step_size is None else step_size
+    adversarial = inputs.detach().clone()
+    for _ in range(steps):
+        grad = input_gradient(model, adversarial, labels)
+        adversarial = project(adversarial + step_size * grad.sign(), inputs, epsilon)
+    return adversarial
+
+
+def attack(name: str, model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor, epsilon: float,
+           steps: int = 10, step_size: Optional[float] = None) -> torch.Tensor:
+    """Public API: adversarial versions of `inputs` (raw scale, [0, 1]); ε and step_size in [0, 1] units.
+
+    The model is switched to eval mode for the attack (BatchNorm statistics and dropout frozen)
+    and put back in the mode it was in.
+    """
+    fn = ATTACKS.get(name)
+    was_training = model.training
+    model.eval()
+    try:
+        return fn(model, inputs, labels, epsilon, steps, step_size).detach()
+    finally:
+        model.train(was_training)
+
+
+# ---------------------------------------------------------------------------------------------
+# The config of `mixup attack`.
+
+def _attack_names() -> list[str]:
+    return ATTACKS.names()
+
+
+@dataclasses.dataclass
+class AttackConfig:
+    """What `mixup attack` runs: methods × ε on the test split, white box or black box (§3.5)."""
+
+    method: list[str] = option(["fgsm", "ifgsm"], "Attack methods, comma-separated: fgsm (Goodfellow et al. "
+                                                   "2015), ifgsm (Kurakin et al. 2017).", choices=_attack_names)
+    epsilon: list[float] = option([4.0], "L∞ radius in pixel levels of the 0–255 scale (4 = 4/255, the paper's); "
+                                         "comma-separated to sweep, e.g. 1,2,4,8.", min=0.0)
+    steps: int = option(10, "I-FGSM iterations.", min=1)
+    step_size: Optional[float] = option(None, "I-FGSM step in pixel levels of the 0–255 scale; default epsilon/steps.",
+                                        min=0.0, min_exclusive=True)
+    source_ckpt: Optional[str] = option(None, "Black box: make the examples on this checkpoint (or run directory) "
+                                              "and evaluate them on every --ckpt; default: white box.")
+    limit: Optional[int] = option(None, "Attack only this many test examples (a fixed subset); default: all.", min=1)
+    batch_size: int = option(256, "Examples per batch.", min=1)
+    device: str = option("auto", "auto | cpu | cuda | cuda:N (auto = CUDA when present).")
+    dataset: Optional[str] = option(None, "Dataset to attack on; default: the checkpoints' own.")
+    data_dir: Optional[str] = option(None, "Dataset folder, if not the one the run used.")
+
+    def check(self) -> None:
+        from .devices import check_device_name
+
+        check_device_name(self.device)
+        if not self.method:
+            raise ConfigError("config key 'method' is empty; give at least one of: " + ", ".join(ATTACKS.names()))
+        if not self.epsilon:
+            raise ConfigError("config key 'epsilon' is empty; give at least one value, e.g. 4")
+        # Repeats would only double the work and the rows.
+        self.method = list(dict.fromkeys(self.method))
+        self.epsilon = list(dict.fromkeys(self.epsilon))
+
+
+# ---------------------------------------------------------------------------------------------
+# A whole experiment.
+
+@dataclasses.dataclass
+class _Target:
+    path: str
+    payload: dict
+    model: torch.nn.Module = None
+
+
+def _load(path: str) -> dict:
+    from .checkpoint import load_checkpoint
+
+    return load_checkpoint(path)
+
+
+def _describe(payload: dict) -> str:
+    return f"'{payload['path']}' ({payload['dataset']['name']}, {payload['model']['num_classes']} classes)"
+
+
+def _check_compatible(payloads: list[dict], spec, role: str) -> None:
+    """Every model must take the attacked dataset's inputs and predict its classes."""
+    for payload in payloads:
+        model = payload["model"]
+        if model["num_classes"] != spec.num_classes or tuple(model["input_shape"]) != tuple(spec.input_shape):
+            raise ConfigError(
+                f"{role} checkpoint {_describe(payload)} does not fit dataset '{spec.name}' "
+                f"({spec.num_classes} classes, input {tuple(spec.input_shape)}); attack it on its own dataset"
+            )
+
+
+def _subset(test_set, limit: Optional[int]):
+    """The first `limit` examples of a fixed permutation of the test split (all of it when None).
+
+    A seeded permutation rather than the first N, so that a small subset is not one class's block
+    in splits stored sorted by label; the same N gives the same examples on every machine.
+    """
+    import torch
+
+    from .data import TensorSplit
+
+    n = len(test_set)
+    if limit is None or limit >= n:
+        return test_set, torch.arange(n)
+    generator = torch.Generator().manual_seed(LIMIT_SEED)
+    index = torch.randperm(n, generator=generator)[:limit].sort().values
+    if isinstance(test_set, TensorSplit):
+        return TensorSplit(test_set.inputs[index], test_set.labels[index], test_set.scale), index
+    return torch.utils.data.Subset(test_set, index.tolist()), index
+
+
+class _Tally:
+    """Error counts of one (target, method, ε) cell, kept on the device until the end."""
+
+    def __init__(self, device):
+        import torch
+
+        self.counts = torch.zeros(4, device=device)  # top-1 errors, top-5 errors, flips, clean correct
+
+    def add(self, clean_logits: "torch.Tensor", logits: "torch.Tensor", labels: "torch.Tensor") -> None:
+        import torch
+
+        from .evaluation import topk_errors
+
+        errors = topk_errors(logits, labels)
+        clean_correct = clean_logits.argmax(1) == labels
+        flipped = clean_correct & (logits.argmax(1) != labels)
+        self.counts += torch.stack([errors[1].float(), errors.get(5, errors[1]).float(),
+                                    flipped.sum().float(), clean_correct.sum().float()])
+
+
+def run_attack(config: AttackConfig, ckpts: list[str], save_examples: Optional[str] = None,
+               progress: Optional[Callable[[int, int], None]] = None) -> list[dict]:
+    """Attack every checkpoint in `ckpts` with every method × ε of `config` (§3.5, Table 3).
+
+    White box (no `config.source_ckpt`): each target is attacked with examples made on itself.
+    Black box: the examples are made once on the source model and every target sees the same ones.
+    Returns one dict per (target, method, ε), errors in percent; `flip_rate` is the percentage of
+    the target's correct clean predictions that the attack turned wrong. `progress(done, total)` is
+    called after each batch.
+    """
+    import torch
+
+    from .data import get_dataset
+    from .data.batches import make_batches
+    from .devices import resolve_device
+    from .checkpoint import model_from_checkpoint
+
+    if not ckpts:
+        raise ConfigError("no checkpoint to attack; pass --ckpt FILE (repeat for several)")
+    if save_examples is not None and Path(save_examples).exists():
+        raise ConfigError(f"'{save_examples}' already exists; remove it or choose another --save-examples path")
+    if save_examples is not None and not Path(save_examples).parent.is_dir():
+        raise ConfigError(f"folder '{Path(save_examples).parent}' of --save-examples does not exist; create it first")
+    targets = [_Target(str(p), _load(str(p))) for p in ckpts]
+    source = _Target(config.source_ckpt, _load(config.source_ckpt)) if config.source_ckpt else None
+
+    # The dataset: --dataset, else the one every target (and the source) was trained on.
+    names = {t.payload["dataset"]["name"] for t in targets + ([source] if source else [])}
+    if config.dataset is None and len(names) > 1:
+        listing = "; ".join(_describe(t.payload) for t in targets + ([source] if source else []))
+        raise ConfigError(f"the checkpoints were trained on different datasets ({listing}); attack models of "
+                          f"one dataset together, or pass --dataset")
+    spec = get_dataset(config.dataset or names.pop())
+    _check_compatible([t.payload for t in targets], spec, "target")
+    if source:
+        _check_compatible([source.payload], spec, "black-box source")
+    if spec.pixel_levels is None:
+        # ε is defined in pixel levels and the examples are clipped to [0, 1]; neither means anything
+        # for standardized table features, so refuse rather than report numbers on a made-up scale.
+        raise ConfigError(f"dataset '{spec.name}' is not images (it has no pixel scale), and FGSM/I-FGSM are "
+                          f"defined here on images in [0, 1]; attack a checkpoint trained on an image dataset")
+
+    device = resolve_device(config.device)
+    for t in targets + ([source] if source else []):
+        t.model = model_from_checkpoint(t.payload).to(device).eval()
+    data_dir = config.data_dir or targets[0].payload["config"].get("data_dir")
+    test_set, index = _subset(spec.load("test", data_dir), config.limit)
+    batches = make_batches(test_set, config.batch_size, device, shuffle=False)
+
+    cells = [(m, e) for m in config.method for e in config.epsilon]
+    tallies = {(ti, m, e): _Tally(device) for ti in range(len(targets)) for m, e in cells}
+    clean = [_Tally(device) for _ in targets]
+    saved: dict = {"labels": [], "clean": [], "examples": {}}
+    total = len(batches)
+    n = 0
+    for done, (inputs, labels) in enumerate(batches, start=1):
+        with torch.no_grad():
+            clean_logits = [t.model(inputs).float() for t in targets]
+        for ti, logits in enumerate(clean_logits):
+            clean[ti].add(logits, logits, labels)
+        for method, eps in cells:
+            eps_raw = eps / PIXEL_SCALE
+            step_raw = None if config.step_size is None else config.step_size / PIXEL_SCALE
+            shared = (attack(method, source.model, inputs, labels, eps_raw, config.steps, step_raw)
+                      if source else None)
+            for ti, target in enumerate(targets):
+                adversarial = shared if source else attack(method, target.model, inputs, labels, eps_raw,
+                                                           config.steps, step_raw)
+                with torch.no_grad():
+                    tallies[(ti, method, eps)].add(clean_logits[ti], target.model(adversarial).float(), labels)
+                if save_examples is not None and (ti == 0 or not source):
+                    key = (method, eps, None if source else target.path)
+                    saved["examples"].setdefault(key, []).append(adversarial.cpu())
+        if save_examples is not None:
+            saved["labels"].append(labels.cpu())
+            saved["clean"].append(inputs.cpu())
+        n += len(labels)
+        if progress is not None:
+            progress(done, total)
+
+    results = _results(config, targets, source, spec, cells, tallies, clean, n)
+    if save_examples is not None:
+        _save_examples(save_examples, saved, index, config, source, spec)
+    return results
+
+
+def _rate(count: float, total: float) -> Optional[float]:
+    return 100.0 * count / total if total else None
+
+
+def _results(config, targets, source, spec, cells, tallies, clean, n) -> list[dict]:
+    import torch
+
+    # One host sync for all the counts of the run.
+    clean_counts = torch.stack([c.counts for c in clean]).tolist()
+    counts = {key: tally.counts for key, tally in tallies.items()}
+    keys = list(counts)
+    values = dict(zip(keys, torch.stack([counts[k] for k in keys]).tolist()))
+    top5 = spec.num_classes >= 5
+    results = []
+    for ti, target in enumerate(targets):
+        train_config = target.payload["config"]
+        clean_top1, clean_top5, _, clean_correct = clean_counts[ti]
+        for method, eps in cells:
+            top1_errors, top5_errors, flips, _ = values[(ti, method, eps)]
+            single = method == "fgsm"
+            step_size = eps if single else (config.step_size if config.step_size is not None else eps / config.steps)
+            results.append({
+                "ckpt": target.payload["path"],
+                "source_ckpt": source.payload["path"] if source else None,
+                "setting": "black-box" if source else "white-box",
+                "dataset": spec.name,
+                "model": target.payload["model"]["name"],
+                "train_method": "mixup" if train_config.get("alpha", 0) > 0 else "erm",
+                "alpha": train_config.get("alpha"),
+                "method": method,
+                "epsilon": eps,
+                "epsilon_raw": eps / PIXEL_SCALE,
+                "steps": 1 if single else config.steps,
+                "step_size": step_size,
+                "n": n,
+                "clean_top1_error": _rate(clean_top1, n),
+                "clean_top5_error": _rate(clean_top5, n) if top5 else None,
+                "top1_error": _rate(top1_errors, n),
+                "top5_error": _rate(top5_errors, n) if top5 else None,
+                "flip_rate": _rate(flips, clean_correct),
+            })
+    return results
+
+
+def _save_examples(path: str, saved: dict, index: torch.Tensor, config: AttackConfig, source, spec) -> None:
+    """Tensors and plain data only, so the file opens with torch.load(weights_only=True).
+
+    {'format', 'dataset', 'test_index', 'labels', 'clean', 'examples': [{'method', 'epsilon', 'ckpt'
+    (white box: the model they were made on), 'source_ckpt' (black box), 'inputs'}], 'config'}.
+    """
+    import os
+    import tempfile
+
+    import torch
+
+    from .errors import RunError
+
+    examples = [{"method": m, "epsilon": e, "ckpt": target, "source_ckpt": source.payload["path"] if source else None,
+                 "inputs": torch.cat(chunks)} for (m, e, target), chunks in saved["examples"].items()]
+    payload = {"format": "mixup-cli-adversarial-examples", "dataset": spec.name, "test_index": index,
+               "labels": torch.cat(saved["labels"]), "clean": torch.cat(saved["clean"]),
+               "examples": examples, "config": dataclasses.asdict(config)}
+    path = Path(path)
+    # Written beside the target and renamed, so an interrupted run leaves no half file.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(payload, handle)
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise RunError(f"could not write adversarial examples to '{path}': {exc.strerror or exc}") from None
