@@ -8,6 +8,7 @@ from __future__ import annotations
 import typer
 
 from . import eval as eval_command
+from . import gan as gan_command
 from . import listing, train
 
 app = typer.Typer(
@@ -22,6 +23,7 @@ app = typer.Typer(
 app.command("train", help=train.HELP)(train.train)
 app.command("eval", help=eval_command.HELP)(eval_command.eval_checkpoints)
 app.command("list", help=listing.HELP)(listing.list_registered)
+app.command("gan", help=gan_command.HELP)(gan_command.gan)
 
 
 def main() -> None:
