@@ -296,6 +296,8 @@ def run_experiment(config: GanConfig, out_dir: Path, resume: bool = False, callb
     toy = get_toy(config.dataset)
     device = resolve_device(config.device)
     torch.set_num_threads(config.threads or default_threads())
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     runs.write_config(out_dir, to_dict(config))
     real = real_points(config, toy)
     write_samples(out_dir / REAL_CSV, real)
