@@ -200,3 +200,34 @@ def test_unwritable_output_exits_2(cli, tmp_path):
         locked.mkdir(mode=0o500)
         result = cli("gan", *TINY, "--out", locked / "sub")
         assert result.exit_code == 2 and "not writable" in result.stderr
+
+
+def test_released_variant_and_no_compare(cli, tmp_path):
+    out = tmp_path / "uniform"
+    result = cli("gan", *TINY, "--lam-dist", "uniform", "--no-compare", "--alpha", "0.5", "--out", out, "--json")
+    assert result.exit_code == 0, result.stderr
+    summary = result.json()
+    assert [(r["method"], r["alpha"]) for r in summary["runs"]] == [("mixup", 0.5)]
+    assert summary["lam_dist"] == "uniform" and (out / "samples-mixup-24.csv").is_file()
+    assert not (out / "samples-erm-24.csv").exists()
+
+
+def test_pooled_batch_mixes_targets_with_the_inputs():
+    """The released script's batch: each row's target is lam*t1 + (1-lam)*t2 of the rows it mixes."""
+    seen = {}
+
+    class Probe(torch.nn.Module):
+        def forward(self, x):
+            seen["x"] = x
+            return 3 * x[:, :1]
+
+    # Reals are the point (1, 1) with target 1, fakes (-1, -1) with target 0: since mixing is
+    # linear, a mixed row x must carry the target (x + 1) / 2.
+    real, fake = torch.full((4, 2), 1.0), torch.full((4, 2), -1.0)
+    lam = torch.tensor([[0.1], [0.2], [0.0], [0.15]])
+    loss = LAMBDA_SCHEMES.get("uniform").loss(Probe(), real, fake, lam, torch.Generator().manual_seed(0))
+    xs = seen["x"][:, 0].tolist()
+    assert len(xs) == 4 and len(set(round(x, 6) for x in xs)) > 1  # pairs differ: real-fake, real-real, ...
+    by_hand = sum(-((x + 1) / 2 * math.log(sigmoid(3 * x)) + (1 - (x + 1) / 2) * math.log(1 - sigmoid(3 * x)))
+                  for x in xs) / 4
+    assert loss.item() == pytest.approx(by_hand, rel=1e-5)

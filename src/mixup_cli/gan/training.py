@@ -120,8 +120,10 @@ def _checkpoint_payload(config, sub, generator, discriminator, opt_g, opt_d, ite
 
 def train_subrun(config: GanConfig, toy: Toy2D, sub: SubRun, run_dir: Path, device: torch.device,
                  callbacks: GanCallbacks, should_stop: Callable[[], bool] = lambda: False,
-                 progress_every: int = 20, index: int = 0, total: int = 1) -> dict:
-    """Train one GAN; returns its result (snapshots with metrics) and writes result.json."""
+                 progress_every: int = 20, index: int = 0, total: int = 1, resume: bool = False) -> dict:
+    """Train one GAN; returns its result (snapshots with metrics) and writes result.json.
+
+    With `resume`, a `last.pt` in `run_dir` is continued from; otherwise training starts afresh."""
     run_dir.mkdir(parents=True, exist_ok=True)
     generator, discriminator = build_networks(config, sub)
     generator.to(device)
@@ -131,7 +133,7 @@ def train_subrun(config: GanConfig, toy: Toy2D, sub: SubRun, run_dir: Path, devi
     start, snapshots, seconds = 0, [], 0.0
     window = {"d_sum": 0.0, "g_sum": 0.0, "iterations": 0}  # losses since the previous snapshot
     last = run_dir / runs.LAST
-    if last.is_file():
+    if resume and last.is_file():
         payload = load_checkpoint(last, map_location=device)
         if payload.get("subrun") != dataclasses.asdict(sub):
             raise ConfigError(f"checkpoint '{last}' belongs to another sub-run; remove it or use --force")
@@ -311,7 +313,7 @@ def run_experiment(config: GanConfig, out_dir: Path, resume: bool = False, callb
             callbacks.on_subrun_end(sub, result, skipped=True)
         else:
             result = train_subrun(config, toy, sub, run_dir, device, callbacks, should_stop, index=index,
-                                  total=len(subruns))
+                                  total=len(subruns), resume=resume)
             callbacks.on_subrun_end(sub, result, skipped=False)
         results.append(result)
 
