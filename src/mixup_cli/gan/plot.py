@@ -18,8 +18,8 @@ def plot_snapshots(path: Path, real: np.ndarray, panels: dict, methods: list[str
     from matplotlib import pyplot as plt
 
     rows, cols = len(methods), len(iterations)
-    fig, axes = plt.subplots(rows, cols, figsize=(cell_inches * cols + 0.4, cell_inches * rows + 0.45),
-                             squeeze=False, dpi=dpi)
+    fig, axes = plt.subplots(rows, cols, figsize=(cell_inches * cols + 0.4, (cell_inches + 0.3) * rows + 0.3),
+                             squeeze=False, dpi=dpi, layout="constrained")
     extent = np.abs(real).max() * 1.3
     for i, method in enumerate(methods):
         for j, iteration in enumerate(iterations):
@@ -29,9 +29,9 @@ def plot_snapshots(path: Path, real: np.ndarray, panels: dict, methods: list[str
                 samples, snap = panels[(method, iteration)]
                 ax.scatter(samples[:, 0], samples[:, 1], s=2, c="tab:orange", alpha=0.35, linewidths=0,
                            rasterized=True)
-                ax.text(0.02, 0.02, f"{snap['modes_covered']}/{snap['num_modes']} modes\n"
-                                    f"{100 * snap['high_quality']:.0f}% hq", transform=ax.transAxes, fontsize=6,
-                        va="bottom", ha="left")
+                # Below the panel, not on it: the grid's modes fill the whole square.
+                ax.set_xlabel(f"{snap['modes_covered']}/{snap['num_modes']} modes, "
+                              f"{100 * snap['high_quality']:.0f}% hq", fontsize=7, labelpad=2)
             ax.set_xlim(-extent, extent)
             ax.set_ylim(-extent, extent)
             ax.set_xticks([])
@@ -46,7 +46,6 @@ def plot_snapshots(path: Path, real: np.ndarray, panels: dict, methods: list[str
                 ax.set_ylabel(label, fontsize=8)
     if title:
         fig.suptitle(title, fontsize=8)
-    fig.tight_layout(pad=0.3)
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
