@@ -102,9 +102,8 @@ class GanProgress:
     def on_snapshot(self, sub, record):
         self.progress.update(self.current, info=f"{record['modes_covered']}/{record['num_modes']} modes")
         self.progress.console.print(
-            f"  {sub.key} iteration {record['iteration']:>6,}: {record['modes_covered']:>2}/{record['num_modes']} "
-            f"modes, {100 * record['high_quality']:5.1f}% high-quality, d loss {record['d_loss']:.4f}, "
-            f"g loss {record['g_loss']:.4f}")
+            f"  {sub.key} @ {record['iteration']:>6,}: {record['modes_covered']:>2}/{record['num_modes']} modes, "
+            f"{100 * record['high_quality']:5.1f}% hq, d {record['d_loss']:.3f}, g {record['g_loss']:.3f}")
 
     def on_subrun_end(self, sub, result, skipped):
         if skipped:
