@@ -125,6 +125,7 @@ def test_cli_end_to_end_writes_figure_csvs_and_json(cli, tmp_path):
         final = run["final"]
         assert final["num_modes"] == 25 and 0 <= final["modes_covered"] <= 25 and 0 <= final["high_quality"] <= 1
         assert math.isfinite(final["d_loss"]) and math.isfinite(final["g_loss"])
+        assert final["modes_covered"] <= final["modes_reached"] <= 25  # 10 std is looser than 3 std
         assert (out / "runs" / run["key"] / "final.pt").is_file()
     assert {row["method"] for row in summary["grid"]} == {"erm", "mixup"}
     assert (out / "config.yaml").is_file() and json.loads((out / "summary.json").read_text())["runs"]

@@ -103,7 +103,7 @@ class GanProgress:
         self.progress.update(self.current, info=f"{record['modes_covered']}/{record['num_modes']} modes")
         self.progress.console.print(
             f"  {sub.key} @ {record['iteration']:>6,}: {record['modes_covered']:>2}/{record['num_modes']} modes, "
-            f"{100 * record['high_quality']:5.1f}% hq, d {record['d_loss']:.3f}, g {record['g_loss']:.3f}")
+            f"{100 * record['high_quality']:5.1f}% hq, {record['modes_reached']} near, d {record['d_loss']:.3f}, g {record['g_loss']:.3f}")
 
     def on_subrun_end(self, sub, result, skipped):
         if skipped:
@@ -122,25 +122,28 @@ def render_summary(summary: dict) -> None:
     pair = [r for r in runs if (r["z_dim"], r["lr"], r["seed"]) == (first["z_dim"], first["lr"], first["seed"])]
     table = Table(title=f"mixup gan on {summary['dataset']}: z-dim {first['z_dim']}, lr {first['lr']:g}, "
                         f"seed {first['seed']}", header_style="bold")
-    for name, justify in (("method", "left"), ("iteration", "right"), ("modes", "right"),
-                          ("high-quality", "right"), ("d loss", "right"), ("g loss", "right")):
+    for name, justify in (("method", "left"), ("iteration", "right"), ("modes (3σ)", "right"),
+                          ("high-quality", "right"), ("modes (10σ)", "right"), ("d loss", "right"), ("g loss", "right")):
         table.add_column(name, justify=justify)
     for r in pair:
         for s in r["snapshots"]:
             table.add_row(r["method"], f"{s['iteration']:,}", f"{s['modes_covered']}/{s['num_modes']}",
-                          f"{100 * s['high_quality']:.1f}%", f"{s['d_loss']:.4f}", f"{s['g_loss']:.4f}")
+                          f"{100 * s['high_quality']:.1f}%", f"{s.get('modes_reached', '-')}/{s['num_modes']}",
+                          f"{s['d_loss']:.4f}", f"{s['g_loss']:.4f}")
     console.print(table)
     grid = Table(title=f"final modes covered over {len(summary['seeds'])} seed(s), "
                        f"z-dim {','.join(map(str, summary['z_dim']))}, lr {','.join(f'{v:g}' for v in summary['lr'])}",
                  header_style="bold")
-    for name, justify in (("cell", "left"), ("method", "left"), ("runs", "right"), ("modes mean ± std", "right"),
-                          ("min-max", "right"), ("all modes", "right"), ("high-quality", "right")):
+    for name, justify in (("cell", "left"), ("method", "left"), ("runs", "right"), ("modes (3σ) mean ± std", "right"),
+                          ("min-max", "right"), ("all modes", "right"), ("high-quality", "right"),
+                          ("modes (10σ)", "right")):
         grid.add_column(name, justify=justify)
     for row in summary["grid"]:
         grid.add_row(row["group"], row["method"], str(row["runs"]),
                      f"{row['modes_mean']:.2f} ± {row['modes_std']:.2f} / {row['num_modes']}",
                      f"{row['modes_min']}-{row['modes_max']}", f"{100 * row['all_modes_share']:.0f}%",
-                     f"{100 * row['high_quality_mean']:.1f} ± {100 * row['high_quality_std']:.1f}%")
+                     f"{100 * row['high_quality_mean']:.1f} ± {100 * row['high_quality_std']:.1f}%",
+                     f"{row['reached_mean']:.2f} ± {row['reached_std']:.2f}")
     console.print(grid)
     speed = summary.get("iterations_per_second")
     speed_text = f", {speed:.1f} iterations/s ({summary['threads']} thread(s), {summary['device']})" if speed else ""

@@ -30,7 +30,8 @@ def plot_snapshots(path: Path, real: np.ndarray, panels: dict, methods: list[str
                 ax.scatter(samples[:, 0], samples[:, 1], s=2, c="tab:orange", alpha=0.35, linewidths=0,
                            rasterized=True)
                 # Below the panel, not on it: the grid's modes fill the whole square.
-                ax.set_xlabel(f"{snap['modes_covered']}/{snap['num_modes']} modes, "
+                near = f" ({snap['modes_reached']} near)" if "modes_reached" in snap else ""
+                ax.set_xlabel(f"{snap['modes_covered']}/{snap['num_modes']} modes{near}, "
                               f"{100 * snap['high_quality']:.0f}% hq", fontsize=7, labelpad=2)
             ax.set_xlim(-extent, extent)
             ax.set_ylim(-extent, extent)

@@ -34,6 +34,7 @@ from .losses import LAMBDA_SCHEMES, generator_loss, standard_discriminator_loss
 from .toy2d import Toy2D, get_toy, mode_metrics
 
 DATA, EVAL = 10, 11  # seeding streams of this module (real data and noise; the fixed evaluation noise)
+NEAR_STDS = 10.0  # radius of the coarse 'modes reached' view, in standard deviations
 LAMBDA_BLOCK = 100  # iterations whose lambdas are drawn at once (one host-to-device copy per block)
 RESULT, FINAL, REAL_CSV, SUMMARY = "result.json", "final.pt", "real.csv", "summary.json"
 
@@ -248,10 +249,28 @@ def _snapshot(config, toy, sub, generator, eval_noise, run_dir, iteration, d_los
     with torch.no_grad():
         samples = generator(eval_noise).float().cpu()
     write_samples(run_dir / f"samples-{sub.method}-{iteration}.csv", samples)
-    metrics = mode_metrics(samples, toy, config.cover_share)
-    return {"iteration": iteration, "modes_covered": metrics["modes_covered"], "num_modes": metrics["num_modes"],
-            "high_quality": metrics["high_quality"], "d_loss": d_loss, "g_loss": g_loss,
-            "samples_per_mode": metrics["samples_per_mode"]}
+    return {"iteration": iteration, **score(samples, toy, config), "d_loss": d_loss, "g_loss": g_loss}
+
+
+def score(samples: torch.Tensor, toy: Toy2D, config: GanConfig) -> dict:
+    """The strict metrics (3 std) and a coarse view (NEAR_STDS std: where the samples went, even
+    when they are not yet sharp; 10 std is 0.1 here, under half the distance between modes)."""
+    strict = mode_metrics(samples, toy, config.cover_share)
+    near = mode_metrics(samples, toy, config.cover_share, radius_stds=NEAR_STDS)
+    return {"modes_covered": strict["modes_covered"], "num_modes": strict["num_modes"],
+            "high_quality": strict["high_quality"], "modes_reached": near["modes_covered"],
+            "near_share": near["high_quality"], "samples_per_mode": strict["samples_per_mode"]}
+
+
+def rescore(result: dict, run_dir: Path, toy: Toy2D, config: GanConfig) -> dict:
+    """Recompute a finished sub-run's metrics from its saved samples (so metrics added later, or a
+    new --cover-share, apply to old runs too); losses and timings are kept."""
+    for snap in result["snapshots"]:
+        path = run_dir / f"samples-{result['method']}-{snap['iteration']}.csv"
+        if path.is_file():
+            snap.update(score(torch.from_numpy(read_samples(path)).float(), toy, config))
+    result["final"] = result["snapshots"][-1] if result["snapshots"] else None
+    return result
 
 
 def finished_result(run_dir: Path, sub: SubRun) -> Optional[dict]:
@@ -278,12 +297,15 @@ def aggregate(results: list[dict]) -> list[dict]:
         for method in methods:
             chosen = [r for r in results if r["method"] == method and (cell is None or (r["z_dim"], r["lr"]) == cell)]
             modes = np.array([r["final"]["modes_covered"] for r in chosen], dtype=float)
+            reached = np.array([r["final"].get("modes_reached", np.nan) for r in chosen], dtype=float)
             quality = np.array([r["final"]["high_quality"] for r in chosen], dtype=float)
             rows.append({"group": label, "method": method, "alpha": chosen[0]["alpha"], "runs": len(chosen),
                          "num_modes": chosen[0]["final"]["num_modes"],
                          "modes_mean": float(modes.mean()), "modes_std": float(modes.std(ddof=1)) if len(modes) > 1 else 0.0,
                          "modes_min": int(modes.min()), "modes_max": int(modes.max()),
                          "all_modes_share": float((modes == chosen[0]["final"]["num_modes"]).mean()),
+                         "reached_mean": float(reached.mean()),
+                         "reached_std": float(reached.std(ddof=1)) if len(reached) > 1 else 0.0,
                          "high_quality_mean": float(quality.mean()),
                          "high_quality_std": float(quality.std(ddof=1)) if len(quality) > 1 else 0.0})
     return rows
@@ -310,6 +332,7 @@ def run_experiment(config: GanConfig, out_dir: Path, resume: bool = False, callb
         run_dir = out_dir / "runs" / sub.key
         result = finished_result(run_dir, sub) if resume else None
         if result is not None:
+            result = rescore(result, run_dir, toy, config)
             callbacks.on_subrun_end(sub, result, skipped=True)
         else:
             result = train_subrun(config, toy, sub, run_dir, device, callbacks, should_stop, index=index,
