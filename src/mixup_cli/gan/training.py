@@ -387,8 +387,9 @@ def prepare_out_dir(path: Optional[str], config: GanConfig, resume: bool, force:
                               f"--force to replace them, or choose another --out")
         shutil.rmtree(out / "runs", ignore_errors=True)
         for item in out.iterdir():
-            if item.name in ours or (item.name.startswith(("samples-", "gan-")) and item.suffix in (".csv", ".png")):
-                item.unlink() if item.is_file() else None
+            ours_too = item.name.startswith(("samples-", "gan-")) and item.suffix in (".csv", ".png")
+            if item.is_file() and (item.name in ours or ours_too):
+                item.unlink()
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / ".write-test"
