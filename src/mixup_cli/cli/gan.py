@@ -30,7 +30,9 @@ def _resolve(config_path: Optional[Path], overrides: dict, resume: bool) -> GanC
     if not saved_path.is_file():
         raise ConfigError(f"--resume: '{overrides['out']}' holds no GAN experiment ({CONFIG} missing); check --out")
     saved = load_yaml(saved_path)
-    explicit = {k for k, v in overrides.items() if v is not None} | (set(load_yaml(config_path)) if config_path else set())
+    explicit = {k for k, v in overrides.items() if v is not None}
+    if config_path is not None:
+        explicit |= set(load_yaml(config_path))
     given = resolve_config(GanConfig, config_path, overrides, base=saved)
     check_resume_config(saved, to_dict(given), explicit)
     return given
@@ -103,7 +105,8 @@ class GanProgress:
         self.progress.update(self.current, info=f"{record['modes_covered']}/{record['num_modes']} modes")
         self.progress.console.print(
             f"  {sub.key} @ {record['iteration']:>6,}: {record['modes_covered']:>2}/{record['num_modes']} modes, "
-            f"{100 * record['high_quality']:5.1f}% hq, {record['modes_reached']} near, d {record['d_loss']:.3f}, g {record['g_loss']:.3f}")
+            f"{100 * record['high_quality']:5.1f}% hq, {record['modes_reached']} near, "
+            f"d {record['d_loss']:.3f}, g {record['g_loss']:.3f}")
 
     def on_subrun_end(self, sub, result, skipped):
         if skipped:
@@ -123,7 +126,8 @@ def render_summary(summary: dict) -> None:
     table = Table(title=f"mixup gan on {summary['dataset']}: z-dim {first['z_dim']}, lr {first['lr']:g}, "
                         f"seed {first['seed']}", header_style="bold")
     for name, justify in (("method", "left"), ("iteration", "right"), ("modes (3σ)", "right"),
-                          ("high-quality", "right"), ("modes (10σ)", "right"), ("d loss", "right"), ("g loss", "right")):
+                          ("high-quality", "right"), ("modes (10σ)", "right"), ("d loss", "right"),
+                          ("g loss", "right")):
         table.add_column(name, justify=justify)
     for r in pair:
         for s in r["snapshots"]:

@@ -301,7 +301,8 @@ def aggregate(results: list[dict]) -> list[dict]:
             quality = np.array([r["final"]["high_quality"] for r in chosen], dtype=float)
             rows.append({"group": label, "method": method, "alpha": chosen[0]["alpha"], "runs": len(chosen),
                          "num_modes": chosen[0]["final"]["num_modes"],
-                         "modes_mean": float(modes.mean()), "modes_std": float(modes.std(ddof=1)) if len(modes) > 1 else 0.0,
+                         "modes_mean": float(modes.mean()),
+                         "modes_std": float(modes.std(ddof=1)) if len(modes) > 1 else 0.0,
                          "modes_min": int(modes.min()), "modes_max": int(modes.max()),
                          "all_modes_share": float((modes == chosen[0]["final"]["num_modes"]).mean()),
                          "reached_mean": float(reached.mean()),
@@ -408,4 +409,5 @@ def check_resume_config(saved: dict, given: dict, explicit: set) -> None:
     differ = [k for k in sorted(explicit) if k not in RESUMABLE_CHANGES and k in saved and saved[k] != given.get(k)]
     if differ:
         detail = ", ".join(f"{k}: {saved[k]!r} in the experiment, {given.get(k)!r} given" for k in differ)
-        raise ConfigError(f"--resume with settings that contradict the experiment ({detail}); drop them or use a new --out")
+        raise ConfigError(f"--resume with settings that contradict the experiment ({detail}); "
+                          f"drop them or use a new --out")
