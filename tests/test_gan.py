@@ -175,6 +175,13 @@ def test_resume_skips_finished_subruns_and_continues_exactly(cli, tmp_path):
     contradiction = cli("gan", "--resume", "--out", out, "--alpha", "0.5")
     assert contradiction.exit_code == 2 and "alpha" in contradiction.stderr
 
+    # Growing the seed grid on resume trains only the new seed.
+    grown = cli("gan", "--resume", "--out", out, "--seeds", "0,1", "--json")
+    assert grown.exit_code == 0, grown.stderr
+    assert "skipping mixup-z2-lr0.001-seed0" in grown.stderr and "training erm-z2-lr0.001-seed1" in grown.stderr
+    assert erm_result.stat().st_mtime_ns == stamp
+    assert [r["seed"] for r in grown.json()["runs"]] == [0, 0, 1, 1] and grown.json()["grid"][0]["runs"] == 2
+
 
 @pytest.mark.parametrize("args, message", [
     (["--dataset", "rng"], "did you mean 'ring'"),

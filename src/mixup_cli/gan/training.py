@@ -401,8 +401,10 @@ def prepare_out_dir(path: Optional[str], config: GanConfig, resume: bool, force:
     return out
 
 
-# Keys a resumed experiment may change; any other explicitly given difference is refused.
-RESUMABLE_CHANGES = ("device", "threads", "out")
+# Keys a resumed experiment may change; any other explicitly given difference is refused. The grid
+# lists may grow (or shrink): a sub-run's directory is named by everything that varies between sub-runs,
+# so finished ones stay valid and only the new cells are trained.
+RESUMABLE_CHANGES = ("device", "threads", "out", "seeds", "z_dim", "lr", "compare")
 
 
 def check_resume_config(saved: dict, given: dict, explicit: set) -> None:
