@@ -8,6 +8,7 @@ from __future__ import annotations
 import typer
 
 from . import eval as eval_command
+from . import gan as gan_command
 from . import attack, corrupt_labels, listing, train
 
 app = typer.Typer(
@@ -24,6 +25,7 @@ app.command("eval", help=eval_command.HELP)(eval_command.eval_checkpoints)
 app.command("list", help=listing.HELP)(listing.list_registered)
 app.command("attack", help=attack.HELP)(attack.attack)
 app.command("corrupt-labels", help=corrupt_labels.HELP)(corrupt_labels.corrupt_labels)
+app.command("gan", help=gan_command.HELP)(gan_command.gan)
 
 
 def main() -> None:

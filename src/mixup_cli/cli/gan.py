@@ -1,0 +1,154 @@
+"""`mixup gan`: train standard and mixup GANs on toy 2-D data (§3.7, Figure 5), draw and score them."""
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..gan.config import GanConfig
+from .common import CONFIG_OPTION, DEBUG_OPTION, JSON_OPTION, console, print_json, run_guarded, with_config_options
+
+HELP = ("Train a standard GAN and a mixup GAN (alpha 0.2) on toy 2-D data (ring: 8 modes, grid: 25 modes) as in "
+        "§3.7 / Figure 5; writes the figure, the samples of every snapshot as CSV, and scores modes covered. "
+        "Lists for --seeds, --z-dim and --lr run a grid and report the mean and spread.")
+
+
+def _resolve(config_path: Optional[Path], overrides: dict, resume: bool) -> GanConfig:
+    from ..config import load_yaml, resolve_config, to_dict
+
+    if not resume:
+        return resolve_config(GanConfig, config_path, overrides)
+    from ..errors import ConfigError
+    from ..gan.training import check_resume_config
+    from ..runs import CONFIG
+
+    if not overrides.get("out"):
+        raise ConfigError("--resume needs --out DIR, the experiment directory to continue")
+    saved_path = Path(overrides["out"]) / CONFIG
+    if not saved_path.is_file():
+        raise ConfigError(f"--resume: '{overrides['out']}' holds no GAN experiment ({CONFIG} missing); check --out")
+    saved = load_yaml(saved_path)
+    explicit = {k for k, v in overrides.items() if v is not None}
+    if config_path is not None:
+        explicit |= set(load_yaml(config_path))
+    given = resolve_config(GanConfig, config_path, overrides, base=saved)
+    check_resume_config(saved, to_dict(given), explicit)
+    return given
+
+
+@with_config_options(GanConfig)
+def gan(
+    config_path: Optional[Path] = CONFIG_OPTION,
+    resume: bool = typer.Option(False, "--resume", help="Continue the experiment in --out: finished sub-runs are "
+                                                        "kept, an unfinished one continues from its checkpoint."),
+    force: bool = typer.Option(False, "--force", help="Replace the results already in --out."),
+    json_output: bool = JSON_OPTION,
+    debug: bool = DEBUG_OPTION,
+    overrides: dict = None,
+) -> None:
+    def body():
+        from .train import StopFlag
+        from ..gan.training import Interrupted, prepare_out_dir, run_experiment
+
+        config = _resolve(config_path, overrides, resume)
+        out = prepare_out_dir(config.out, config, resume, force)
+        with StopFlag() as stop, GanProgress(config) as progress:
+            try:
+                summary = run_experiment(config, out, resume=resume, callbacks=progress, should_stop=stop)
+            except Interrupted as exc:
+                progress.stop()
+                console.print(f"[yellow]{exc}[/]\nresume with: mixup gan --resume --out {out}")
+                raise typer.Exit(143 if stop.signal == signal.SIGTERM else 130)
+        render_summary(summary)
+        if json_output:
+            print_json(summary)
+
+    run_guarded(debug, body)
+
+
+class GanProgress:
+    """Rich progress on stderr: sub-runs done, and the current sub-run's iterations."""
+
+    def __init__(self, config: GanConfig):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.config = config
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=console)
+        self.total = self.current = None
+
+    def __enter__(self):
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def stop(self):
+        self.progress.stop()
+
+    def on_subrun_start(self, sub, index, total, start_iteration):
+        if self.total is None:
+            self.total = self.progress.add_task("sub-runs", total=total, completed=index, info="")
+        if self.current is not None:
+            self.progress.remove_task(self.current)
+        resumed = f" (resumed at {start_iteration:,})" if start_iteration else ""
+        self.progress.console.print(f"training {sub.key} on {self.config.dataset}{resumed}")
+        self.current = self.progress.add_task(sub.key, total=self.config.iterations, completed=start_iteration, info="")
+
+    def on_progress(self, sub, iteration):
+        self.progress.update(self.current, completed=iteration)
+
+    def on_snapshot(self, sub, record):
+        self.progress.update(self.current, info=f"{record['modes_covered']}/{record['num_modes']} modes")
+        self.progress.console.print(
+            f"  {sub.key} @ {record['iteration']:>6,}: {record['modes_covered']:>2}/{record['num_modes']} modes, "
+            f"{100 * record['high_quality']:5.1f}% hq, {record['modes_reached']} near, "
+            f"d {record['d_loss']:.3f}, g {record['g_loss']:.3f}")
+
+    def on_subrun_end(self, sub, result, skipped):
+        if skipped:
+            self.progress.console.print(f"skipping {sub.key}: finished earlier")
+        elif result.get("iterations_per_second"):
+            self.progress.console.print(f"  {sub.key} done: {result['iterations_per_second']:.1f} iterations/s")
+        if self.total is not None:
+            self.progress.advance(self.total)
+
+
+def render_summary(summary: dict) -> None:
+    from rich.table import Table
+
+    runs = summary["runs"]
+    first = runs[0]
+    pair = [r for r in runs if (r["z_dim"], r["lr"], r["seed"]) == (first["z_dim"], first["lr"], first["seed"])]
+    table = Table(title=f"mixup gan on {summary['dataset']}: z-dim {first['z_dim']}, lr {first['lr']:g}, "
+                        f"seed {first['seed']}", header_style="bold")
+    for name, justify in (("method", "left"), ("iteration", "right"), ("modes (3σ)", "right"),
+                          ("high-quality", "right"), ("modes (10σ)", "right"), ("d loss", "right"),
+                          ("g loss", "right")):
+        table.add_column(name, justify=justify)
+    for r in pair:
+        for s in r["snapshots"]:
+            table.add_row(r["method"], f"{s['iteration']:,}", f"{s['modes_covered']}/{s['num_modes']}",
+                          f"{100 * s['high_quality']:.1f}%", f"{s.get('modes_reached', '-')}/{s['num_modes']}",
+                          f"{s['d_loss']:.4f}", f"{s['g_loss']:.4f}")
+    console.print(table)
+    grid = Table(title=f"final modes covered over {len(summary['seeds'])} seed(s), "
+                       f"z-dim {','.join(map(str, summary['z_dim']))}, lr {','.join(f'{v:g}' for v in summary['lr'])}",
+                 header_style="bold")
+    for name, justify in (("cell", "left"), ("method", "left"), ("runs", "right"), ("modes (3σ) mean ± std", "right"),
+                          ("min-max", "right"), ("all modes", "right"), ("high-quality", "right"),
+                          ("modes (10σ)", "right")):
+        grid.add_column(name, justify=justify)
+    for row in summary["grid"]:
+        grid.add_row(row["group"], row["method"], str(row["runs"]),
+                     f"{row['modes_mean']:.2f} ± {row['modes_std']:.2f} / {row['num_modes']}",
+                     f"{row['modes_min']}-{row['modes_max']}", f"{100 * row['all_modes_share']:.0f}%",
+                     f"{100 * row['high_quality_mean']:.1f} ± {100 * row['high_quality_std']:.1f}%",
+                     f"{row['reached_mean']:.2f} ± {row['reached_std']:.2f}")
+    console.print(grid)
+    speed = summary.get("iterations_per_second")
+    speed_text = f", {speed:.1f} iterations/s ({summary['threads']} thread(s), {summary['device']})" if speed else ""
+    console.print(f"figure: {summary['figure']}{speed_text}; samples and checkpoints in {summary['out']}")

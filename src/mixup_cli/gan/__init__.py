@@ -1,0 +1,28 @@
+"""The GAN stabilization experiment of §3.7 (Figure 5): toy 2-D data, standard vs mixup GAN.
+
+    toy2d.py     the toy datasets (registry) and the mode-coverage metrics
+    losses.py    standard and mixup discriminator losses, the generator loss, lambda schemes
+    training.py  the resumable training loop and the experiment grid
+    plot.py      the Figure 5 layout (matplotlib, Agg)
+    config.py    GanConfig
+
+Names are imported lazily so that `mixup --help` (which reads GanConfig) does not load torch.
+"""
+from __future__ import annotations
+
+import importlib
+
+_API = {
+    "GanConfig": "config", "LAMBDA_SCHEMES": "losses", "generator_loss": "losses", "mix": "losses",
+    "mixup_discriminator_loss": "losses", "standard_discriminator_loss": "losses", "TOY_DATASETS": "toy2d",
+    "Toy2D": "toy2d", "get_toy": "toy2d", "mode_metrics": "toy2d", "register_toy": "toy2d",
+    "SubRun": "training", "aggregate": "training", "plan": "training", "run_experiment": "training",
+    "train_subrun": "training",
+}
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str):
+    if name in _API:
+        return getattr(importlib.import_module(f"{__name__}.{_API[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,87 @@
+"""The config of `mixup gan` (§3.7): one dataclass, the single source of defaults and help."""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Optional
+
+from ..config import option
+from ..errors import ConfigError
+
+#: The iterations Figure 5 shows.
+PAPER_SNAPSHOTS = [10, 100, 1000, 10000, 20000]
+
+
+def _toy_names() -> list[str]:
+    from .toy2d import TOY_DATASETS
+
+    return TOY_DATASETS.names()
+
+
+def _lambda_names() -> list[str]:
+    from .losses import LAMBDA_SCHEMES
+
+    return LAMBDA_SCHEMES.names()
+
+
+def default_threads() -> int:
+    """Half the cores (at least 1, at most 4): these small matrices gain little from more threads,
+    and oversubscribing a busy machine slows every step down."""
+    return max(1, min(4, (os.cpu_count() or 2) // 2))
+
+
+@dataclasses.dataclass
+class GanConfig:
+    """A GAN experiment: one dataset, ERM and/or mixup, over a grid of seeds, z-dims and lrs."""
+
+    dataset: str = option("ring", "Toy dataset: ring (8 modes) or grid (25 modes).", choices=_toy_names)
+    alpha: float = option(0.2, "mixup strength of the discriminator (Figure 5 uses 0.2); 0 is the standard GAN.",
+                          min=0.0)
+    compare: bool = option(True, "Train the standard GAN (alpha 0) beside mixup with the same seeds and data.")
+    lam_dist: str = option("beta", "How lambda is drawn per example: beta = Beta(alpha, alpha) mixing real with "
+                                   "fake (the paper's formula); uniform = U[0, alpha] mixing two shuffled "
+                                   "real+fake batches (the authors' released script).", choices=_lambda_names)
+    iterations: int = option(20000, "Generator iterations (the paper: 20,000).", min=1)
+    d_steps: int = option(5, "Discriminator steps before every generator step (the paper: 5).", min=1)
+    batch_size: int = option(128, "Batch size (the paper: 128).", min=1)
+    z_dim: list[int] = option([2], "Noise dimension(s) of the generator; a list runs a grid, e.g. 2,5,10.", min=1)
+    lr: list[float] = option([1e-3], "Adam learning rate(s) (default: Adam's own 1e-3); a list runs a grid.",
+                             min=0.0, min_exclusive=True)
+    seeds: list[int] = option([0], "Seeds; a list runs each setting once per seed, e.g. 0,1,2.", min=0)
+    hidden: int = option(512, "Units in each hidden ReLU layer of both networks (the paper: 512).", min=1)
+    layers: int = option(3, "Hidden layers of both networks (the paper: 3).", min=1)
+    snapshots: list[int] = option(PAPER_SNAPSHOTS, "Iterations at which samples are drawn, scored and plotted "
+                                                   "(those above --iterations are dropped; the last iteration "
+                                                   "is always one).", min=1)
+    num_samples: int = option(2000, "Generated points per snapshot (scored, plotted and saved as CSV).", min=1)
+    cover_share: float = option(0.01, "A mode counts as covered when at least this share of the samples lies "
+                                      "within 3 standard deviations of its centre.", min=0.0, max=1.0)
+    checkpoint_every: int = option(1000, "Iterations between checkpoints of an unfinished sub-run.", min=1)
+    threads: Optional[int] = option(None, "CPU threads for torch; default: half the cores, at most 4.", min=1)
+    device: str = option("auto", "auto | cpu | cuda | cuda:N (auto = CUDA when present).")
+    out: Optional[str] = option(None, "Output directory; default runs/gan-<dataset>-<time>.")
+
+    def check(self) -> None:
+        from ..devices import check_device_name
+        from .losses import LAMBDA_SCHEMES
+        from .toy2d import TOY_DATASETS
+
+        TOY_DATASETS.get(self.dataset)
+        LAMBDA_SCHEMES.get(self.lam_dist)
+        check_device_name(self.device)
+        for key in ("z_dim", "lr", "seeds"):
+            values = getattr(self, key)
+            if not values:
+                raise ConfigError(f"config key '{key}' needs at least one value")
+            if len(set(values)) != len(values):
+                raise ConfigError(f"config key '{key}' lists a value twice: {values}")
+
+    @property
+    def methods(self) -> list[tuple[str, float]]:
+        """(name, alpha) of each method trained: ERM first, so the figure's top row is the baseline."""
+        if self.alpha == 0:
+            return [("erm", 0.0)]
+        return ([("erm", 0.0)] if self.compare else []) + [("mixup", self.alpha)]
+
+    def snapshot_iterations(self) -> list[int]:
+        return sorted({s for s in self.snapshots if s <= self.iterations} | {self.iterations})
