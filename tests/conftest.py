@@ -10,6 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
+
+# One thread everywhere, in this process and in the CLI processes tests start: tiny models gain nothing
+# from more on 2 cores, and exact-resume comparisons need the same thread count on both sides
+# (float reductions split differently across threads).
+torch.set_num_threads(1)
+THREADS_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -26,7 +33,7 @@ class Result:
 
 def run_subprocess(*args: str, cwd=None, timeout: float = 300, env_extra=None) -> Result:
     """`python -m mixup_cli ARGS` in a child process: the real entry point, exit code and streams."""
-    env = dict(os.environ, PYTHONPATH=str(SRC), COLUMNS="200", **(env_extra or {}))
+    env = dict(os.environ, PYTHONPATH=str(SRC), COLUMNS="200", **THREADS_ENV, **(env_extra or {}))
     proc = subprocess.run([sys.executable, "-m", "mixup_cli", *map(str, args)], capture_output=True, text=True,
                           cwd=cwd, env=env, timeout=timeout)
     return Result(proc.returncode, proc.stdout, proc.stderr)

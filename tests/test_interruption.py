@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-from conftest import SRC, run_inprocess
+from conftest import SRC, THREADS_ENV, run_inprocess
 from mixup_cli.config import TrainConfig, resolve_config
 from mixup_cli.errors import RunError
 from mixup_cli.trainer import TrainCallbacks, train
@@ -18,7 +18,7 @@ ARGS = ["--epochs", "6", "--alpha", "1", "--dropout", "0.1"]
 
 
 def start(out, *extra):
-    env = dict(os.environ, PYTHONPATH=str(SRC))
+    env = dict(os.environ, PYTHONPATH=str(SRC), **THREADS_ENV)
     return subprocess.Popen([sys.executable, "-m", "mixup_cli", "train", *ARGS, "--out", str(out), *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 

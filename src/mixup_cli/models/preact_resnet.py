@@ -44,16 +44,16 @@ class PreActBlock(nn.Module):
 def preact_resnet(num_classes: int, input_shape: tuple[int, ...], blocks: tuple[int, ...],
                   dropout: float = 0.0) -> StagedNet:
     widths = (64, 128, 256, 512)
+    # The stem is a stage of its own so the mixing points are the paper's (§3.8): k = 1..4 lie before
+    # each group of residual blocks ("Layer 1-4"), k = 5 before the pooling + linear head ("Layer 5").
     stem = nn.Conv2d(input_shape[0], widths[0], 3, stride=1, padding=1, bias=False)
-    stages, cin = [], widths[0]
+    stages, cin = [stem], widths[0]
     for index, (width, count) in enumerate(zip(widths, blocks)):
         layers = []
         for b in range(count):
             stride = 2 if (index > 0 and b == 0) else 1
             layers.append(PreActBlock(cin, width, stride, dropout))
             cin = width
-        if index == 0:
-            layers.insert(0, stem)
         stages.append(nn.Sequential(*layers))
     head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, num_classes))
     return StagedNet(stages, head)
