@@ -11,7 +11,7 @@ from ..config import TrainConfig, load_yaml, resolve_config, to_dict
 from .common import CONFIG_OPTION, DEBUG_OPTION, JSON_OPTION, console, print_json, run_guarded, with_config_options
 
 HELP = ("Train a model with mixup (alpha > 0) or ERM (alpha = 0). With no flags: mixup (alpha=1) on the "
-        "embedded handwritten digits with a small CNN, on the CPU in about a minute.")
+        "embedded handwritten digits with a small CNN, on the CPU in seconds.")
 
 
 class StopFlag:
@@ -134,7 +134,8 @@ class TrainProgress:
     def on_epoch(self, record: dict) -> None:
         self.progress.update(self.epochs, completed=record["epoch"],
                              info=f"test error {record['test_error']:.2f}%")
-        self.progress.reset(self.batches, total=self.progress.tasks[self.batches].total)
+        if record["epoch"] < self.config.epochs:
+            self.progress.reset(self.batches, total=self.progress.tasks[self.batches].total)
         top5 = f"  top-5 {record['test_top5_error']:.2f}%" if record["test_top5_error"] is not None else ""
         self.progress.console.print(
             f"epoch {record['epoch']:>3}/{self.config.epochs}  lr {record['lr']:.4g}  train loss "
