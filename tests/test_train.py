@@ -118,3 +118,33 @@ def test_list_models_shows_parameter_counts(cli):
     assert rows["small-cnn"]["parameters"] == 65834
     result = cli("list", "datasets", "--json")
     assert "digits" in {r["name"] for r in result.json()}
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--device", "cuda"], "CUDA is not available"),
+    (["--device", "cuda:7"], "cuda:7"),
+    (["--model", "preact-resnet-18"], "did you mean 'preact-resnet18'"),
+    (["--dataset", "cifar-10"], "did you mean 'cifar10'"),
+    (["--batch-size", "0"], "'batch_size' must be at least 1"),
+])
+def test_bad_flags_are_one_line_and_exit_2(cli, tmp_path, args, needle):
+    result = cli("train", "--epochs", "1", "--out", tmp_path / "run", *args)
+    assert result.exit_code == 2, result.stderr
+    assert needle in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def test_unwritable_output_directory_is_refused(cli, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("keep me")
+    result = cli("train", "--epochs", "1", "--out", blocker / "run")
+    assert result.exit_code == 2 and "not writable" in result.stderr and "Traceback" not in result.stderr
+    assert blocker.read_text() == "keep me"
+
+
+def test_usage_errors_from_the_real_entry_point_are_one_line(cli_subprocess):
+    result = cli_subprocess("train", "--modl", "x")
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [line for line in result.stderr.strip().splitlines() if line.startswith("error:")]
+    assert "did you mean" in result.stderr or "Possible options" in result.stderr

@@ -81,6 +81,9 @@ def train(
         from ..runs import prepare_run_dir
         from ..trainer import Interrupted, train as run_training
 
+        from ..devices import resolve_device
+
+        resolve_device(config.device)  # refuse a missing GPU before the run directory is made
         run_dir = prepare_run_dir(config.out, config, resume, force)
         with StopFlag() as stop, TrainProgress(config) as progress:
             try:
