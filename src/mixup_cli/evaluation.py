@@ -17,7 +17,7 @@ def topk_errors(logits: torch.Tensor, labels: torch.Tensor, ks=(1, 5)) -> dict[i
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, batches: Iterable, num_classes: int,
-             autocast_dtype: Optional[torch.dtype] = None) -> dict:
+             autocast_dtype: Optional[torch.dtype] = None, all_reduce=None) -> dict:
     """{'loss', 'top1_error', 'top5_error', 'n'}; errors in percent, top5 None under 5 classes."""
     was_training = model.training
     model.eval()
@@ -33,6 +33,11 @@ def evaluate(model: torch.nn.Module, batches: Iterable, num_classes: int,
         totals = step if totals is None else totals + step
         n += len(labels)
     model.train(was_training)
+    if all_reduce is not None:  # data-parallel: each rank saw its shard; sum the counts over ranks
+        device = totals.device if totals is not None else torch.device("cpu")
+        local = totals if totals is not None else torch.zeros(3, device=device)
+        summed = all_reduce(torch.cat([local, torch.tensor([float(n)], device=device)]))
+        totals, n = summed[:3], int(summed[3].item())
     if totals is None:
         raise ValueError("evaluation got no examples")
     loss, top1, top5 = totals.tolist()  # the one host sync of the evaluation

@@ -24,6 +24,7 @@ from .corruption import apply_label_file
 from .data import get_dataset
 from .data.batches import make_batches
 from .devices import resolve_device
+from .distributed import from_environment, rank_device
 from .errors import ConfigError, RunError
 from .evaluation import evaluate
 from .mixing import build_mixer
@@ -92,8 +93,10 @@ def check_resume_config(saved: dict, given: dict, explicit: set[str]) -> None:
 def train(config: TrainConfig, run_dir: Path, resume: bool = False, callbacks: Optional[TrainCallbacks] = None,
           should_stop: Callable[[], bool] = lambda: False, log_every: int = 10) -> dict:
     """Train as `config` says, writing into `run_dir` (prepared by runs.prepare_run_dir)."""
-    callbacks = callbacks or TrainCallbacks()
-    device = resolve_device(config.device)
+    dist = from_environment(config.device)
+    callbacks = callbacks if (callbacks is not None and dist.is_main) else TrainCallbacks()
+    device = rank_device(resolve_device(config.device), dist)
+    rank_part = (dist.rank,) if dist.rank else ()  # each rank draws its own mixing, augmentation and dropout
     spec = get_dataset(config.dataset)
     if config.download:
         spec.download(config.data_dir)
@@ -109,14 +112,23 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False, callbacks: O
         model.load_state_dict(payload["state_dict"])
         optimizer.load_state_dict(payload["optimizer"])
         state = TrainState(**payload["state"])
-        runs.rewrite_metrics(run_dir, state.history)
-    runs.write_config(run_dir, to_dict(config))
+        if dist.is_main:
+            runs.rewrite_metrics(run_dir, state.history)
+    if dist.is_main:
+        runs.write_config(run_dir, to_dict(config))
 
     cuda = device.type == "cuda"
     autocast_dtype = torch.bfloat16 if (config.bf16 and cuda) else None
+    shard = {"rank": dist.rank, "world_size": dist.world_size}
     train_batches = make_batches(train_set, config.batch_size, device, shuffle=True, augment=spec.augment,
-                                 seed=config.seed, workers=config.workers, drop_last=True)
-    test_batches = make_batches(test_set, config.eval_batch_size, device, shuffle=False, workers=config.workers)
+                                 seed=config.seed, workers=config.workers, drop_last=True, **shard)
+    test_batches = make_batches(test_set, config.eval_batch_size, device, shuffle=False, workers=config.workers,
+                                **shard)
+    # DDP averages gradients across ranks; the unwrapped `model` is what is evaluated and saved.
+    step_model = model
+    if dist.enabled:
+        step_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
     steps = len(train_batches)
     mixer = build_mixer(config, model=model, train_set=train_set, device=device)
     perm_generator = torch.Generator(device=device)
@@ -143,12 +155,12 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False, callbacks: O
             lr = learning_rate(epoch + step / steps, config)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            torch.manual_seed(derive_seed(config.seed, epoch, step, MODEL))  # dropout
-            perm_generator.manual_seed(derive_seed(config.seed, epoch, step, MIX))
-            rng = np.random.default_rng(derive_seed(config.seed, epoch, step, MIX))
+            torch.manual_seed(derive_seed(config.seed, epoch, step, MODEL, *rank_part))  # dropout
+            perm_generator.manual_seed(derive_seed(config.seed, epoch, step, MIX, *rank_part))
+            rng = np.random.default_rng(derive_seed(config.seed, epoch, step, MIX, *rank_part))
             batch = mixer(inputs, labels, alpha, rng, perm_generator, *index)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast_dtype is not None):
-                loss = batch.loss(batch.forward(model).float())
+                loss = batch.loss(batch.forward(step_model).float())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -162,7 +174,8 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False, callbacks: O
                     raise RunError(f"loss became {running} at epoch {epoch + 1}, step {done}; the last good "
                                    f"checkpoint is kept in {run_dir}. Lower --lr or check the data")
                 callbacks.on_step(epoch, done, steps, running / done, epoch_samples / max(time.perf_counter() - started, 1e-9))
-            if should_stop() and done < steps:
+            # Under torchrun a stop request is honoured at the epoch's end, where all ranks agree on it.
+            if not dist.enabled and should_stop() and done < steps:
                 state.step, state.loss_sum = done, loss_sum.item()
                 state.seconds += time.perf_counter() - started
                 save_checkpoint(checkpoint_payload(), run_dir / runs.LAST)
@@ -172,29 +185,34 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False, callbacks: O
         epoch_seconds = state.seconds + time.perf_counter() - started
         trained_samples += epoch_samples
         trained_seconds += time.perf_counter() - started
-        train_loss = loss_sum.item() / steps
+        train_loss = dist.all_reduce_sum(loss_sum.clone()).item() / (steps * dist.world_size)
         if not math.isfinite(train_loss):
             raise RunError(f"loss became {train_loss} in epoch {epoch + 1}; the last good checkpoint is kept in "
                            f"{run_dir}. Lower --lr or check the data")
-        metrics = evaluate(model, test_batches, spec.num_classes, autocast_dtype)
+        metrics = evaluate(model, test_batches, spec.num_classes, autocast_dtype,
+                           all_reduce=dist.all_reduce_sum if dist.enabled else None)
         record = {"epoch": epoch + 1, "lr": learning_rate(epoch + 1, config), "alpha": alpha,
                   "train_loss": train_loss, "test_loss": metrics["loss"], "test_error": metrics["top1_error"],
                   "test_top5_error": metrics["top5_error"], "epoch_seconds": epoch_seconds,
-                  "samples_per_second": min(steps * config.batch_size, len(train_set)) / epoch_seconds,
+                  "samples_per_second": dist.world_size * min(steps * config.batch_size, len(train_set)) / epoch_seconds,
                   "peak_memory_mb": peak_memory_mb(device)}
         state = TrainState(epoch=epoch + 1, history=state.history + [record])
-        runs.append_metrics(run_dir, record)
-        save_checkpoint(checkpoint_payload(), run_dir / runs.LAST)
+        if dist.is_main:
+            runs.append_metrics(run_dir, record)
+            save_checkpoint(checkpoint_payload(), run_dir / runs.LAST)
         if record["test_error"] < best:
             best = record["test_error"]
-            save_checkpoint(checkpoint_payload(), run_dir / runs.BEST)
+            if dist.is_main:
+                save_checkpoint(checkpoint_payload(), run_dir / runs.BEST)
         callbacks.on_epoch(record)
-        if should_stop() and epoch + 1 < config.epochs:
+        if dist.any(should_stop(), device) and epoch + 1 < config.epochs:
             raise Interrupted(run_dir / runs.LAST, epoch + 1, 0)
 
     summary = summarize(config, state.history, run_dir, count_parameters(model), str(device),
-                        trained_samples, trained_seconds, peak_memory_mb(device))
-    runs.write_text_atomic(run_dir / runs.SUMMARY, json.dumps(summary, indent=2) + "\n")
+                        trained_samples * dist.world_size, trained_seconds, peak_memory_mb(device))
+    summary["world_size"] = dist.world_size
+    if dist.is_main:
+        runs.write_text_atomic(run_dir / runs.SUMMARY, json.dumps(summary, indent=2) + "\n")
     return summary
 
 

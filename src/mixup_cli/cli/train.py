@@ -82,9 +82,11 @@ def train(
         from ..trainer import Interrupted, train as run_training
 
         from ..devices import resolve_device
+        from ..distributed import from_environment
 
         resolve_device(config.device)  # refuse a missing GPU before the run directory is made
-        run_dir = prepare_run_dir(config.out, config, resume, force)
+        dist = from_environment(config.device)  # under torchrun: rank 0 makes the run directory for all
+        run_dir = dist.on_main(lambda: prepare_run_dir(config.out, config, resume, force))
         with StopFlag() as stop, TrainProgress(config) as progress:
             try:
                 summary = run_training(config, run_dir, resume=resume, callbacks=progress, should_stop=stop)
@@ -92,6 +94,8 @@ def train(
                 progress.stop()
                 console.print(f"[yellow]{exc}[/]\nresume with: mixup train --resume --out {run_dir}")
                 raise typer.Exit(143 if stop.signal == signal.SIGTERM else 130)
+        if not dist.is_main:
+            return  # only rank 0 reports
         render_summary(summary)
         if json_output:
             print_json(summary)

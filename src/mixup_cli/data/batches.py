@@ -29,32 +29,45 @@ class TensorBatches:
     """Batches sliced from a TensorSplit already on the device; augmentation done per batch."""
 
     def __init__(self, split: TensorSplit, batch_size: int, device: torch.device, shuffle: bool,
-                 augment: Optional[str] = None, seed: int = 0, drop_last: bool = False):
+                 augment: Optional[str] = None, seed: int = 0, drop_last: bool = False, rank: int = 0,
+                 world_size: int = 1):
         self.split = split.to(device)
+        self.rank, self.world_size = rank, world_size
         self.batch_size = batch_size
         self.device = device
         self.shuffle = shuffle
         self.augment = AUGMENTATIONS.get(augment) if augment else None
         self.seed = seed
         # A last batch of one example breaks BatchNorm in training; drop it there, never in eval.
-        self.drop_last = drop_last and len(split) > batch_size
+        self.drop_last = drop_last and self._local_size() > batch_size
+
+    def _local_size(self) -> int:
+        n = len(self.split)
+        if self.world_size == 1:
+            return n
+        # Training shards are cut to equal sizes (DDP needs the same step count on every rank).
+        return n // self.world_size if self.shuffle else len(range(self.rank, n, self.world_size))
 
     def __len__(self) -> int:
-        return num_batches(len(self.split), self.batch_size, self.drop_last)
+        return num_batches(self._local_size(), self.batch_size, self.drop_last)
 
     def __iter__(self):
         return self.epoch(0)
 
     def epoch(self, epoch: int, start_step: int = 0, with_index: bool = False) -> Iterator[tuple[torch.Tensor, ...]]:
-        n = len(self.split)
-        order = epoch_order(n, self.seed, epoch).to(self.device) if self.shuffle else None
+        n = self._local_size()
+        order = epoch_order(len(self.split), self.seed, epoch).to(self.device) if self.shuffle else None
+        if self.world_size > 1:  # this rank's shard: every world_size-th example of the epoch's order
+            order = (order if order is not None else torch.arange(len(self.split), device=self.device))
+            order = order[self.rank::self.world_size][:n]
+        rank_part = (self.rank,) if self.rank else ()
         generator = torch.Generator(device=self.device) if self.augment else None
         for step in range(start_step, len(self)):
             lo, hi = step * self.batch_size, min((step + 1) * self.batch_size, n)
             index = order[lo:hi] if order is not None else slice(lo, hi)
             inputs = self.split.to_raw(self.split.inputs[index])
             if self.augment is not None:
-                generator.manual_seed(derive_seed(self.seed, epoch, step, AUGMENT))
+                generator.manual_seed(derive_seed(self.seed, epoch, step, AUGMENT, *rank_part))
                 inputs = self.augment(inputs, generator)
             if with_index:
                 where = index if order is not None else torch.arange(lo, hi, device=self.device)
@@ -110,8 +123,17 @@ class LoaderBatches:
                    labels.to(self.device, non_blocking=True).long())
 
 
+def _loader_shard(n: int, rank: int, world_size: int, shuffle: bool) -> list[int]:
+    """Per-sample datasets are sharded by a fixed strided split (the sampler then shuffles within it)."""
+    indices = list(range(rank, n, world_size))
+    return indices[: n // world_size] if shuffle else indices
+
+
 def make_batches(dataset: Dataset, batch_size: int, device: torch.device, shuffle: bool,
-                 augment: Optional[str] = None, seed: int = 0, workers: int = 0, drop_last: bool = False):
+                 augment: Optional[str] = None, seed: int = 0, workers: int = 0, drop_last: bool = False,
+                 rank: int = 0, world_size: int = 1):
     if isinstance(dataset, TensorSplit):
-        return TensorBatches(dataset, batch_size, device, shuffle, augment, seed, drop_last)
+        return TensorBatches(dataset, batch_size, device, shuffle, augment, seed, drop_last, rank, world_size)
+    if world_size > 1:
+        dataset = torch.utils.data.Subset(dataset, _loader_shard(len(dataset), rank, world_size, shuffle))
     return LoaderBatches(dataset, batch_size, device, shuffle, seed, workers, drop_last)

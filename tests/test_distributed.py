@@ -1,0 +1,51 @@
+"""`torchrun -m mixup_cli train` with DistributedDataParallel: two CPU processes, gloo, loopback."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import SRC, THREADS_ENV, run_inprocess
+
+
+def torchrun(*args, timeout=300):
+    env = dict(os.environ, PYTHONPATH=str(SRC), COLUMNS="200", **THREADS_ENV)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "mixup_cli", "train", *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+
+
+ERM_IRIS = ["--dataset", "iris", "--model", "mlp", "--alpha", "0", "--epochs", "3", "--optimizer", "sgd",
+            "--lr", "0.05", "--schedule", "constant"]
+
+
+def test_two_ranks_equal_one_process_with_the_global_batch(tmp_path):
+    """ERM, no BatchNorm: 2 ranks x batch 8 see the same 16 examples per step as 1 process x batch 16,
+    and DDP averages their gradients, so the runs agree up to float rounding."""
+    proc = torchrun(*ERM_IRIS, "--batch-size", "8", "--out", tmp_path / "ddp", "--json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ddp = json.loads(proc.stdout)  # rank 0 alone writes stdout: exactly one JSON object
+    assert ddp["world_size"] == 2
+    single = run_inprocess("train", *ERM_IRIS, "--batch-size", "16", "--out", tmp_path / "one", "--json").json()
+    assert ddp["train_loss"] == pytest.approx(single["train_loss"], rel=1e-4)
+    assert ddp["test_loss"] == pytest.approx(single["test_loss"], rel=1e-4)
+    assert ddp["test_error"] == single["test_error"]
+    # one run directory, written once
+    assert sorted(p.name for p in (tmp_path / "ddp").iterdir()) == sorted(
+        ["config.yaml", "metrics.jsonl", "last.pt", "best.pt", "summary.json"])
+    assert len((tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()) == 3
+
+
+def test_mixup_on_two_ranks_reduces_its_evaluation_and_resumes(tmp_path):
+    out = tmp_path / "run"
+    proc = torchrun("--epochs", "2", "--out", out, "--json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)
+    assert summary["method"] == "mixup" and summary["test_error"] < 60  # chance is 90 %
+    # the sharded, all-reduced test error is the error of the saved weights on the whole test split
+    evaluated = run_inprocess("eval", "--ckpt", out / "last.pt", "--json").json()
+    assert evaluated["test_error"] == pytest.approx(summary["test_error"], abs=1e-9)
+    proc = torchrun("--resume", "--out", out, "--epochs", "3", "--json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout)["epochs"] == 3
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 3
