@@ -16,18 +16,6 @@ from conftest import run_inprocess
 LIMIT = "120"  # test examples per attack: enough to see differences, small enough for 2 CPU cores
 
 
-@pytest.fixture(scope="session", autouse=True)
-def one_thread():
-    """These models are tiny: one intra-op thread is as fast, and far cheaper on a shared, busy CPU
-    (threads spinning against other processes cost several times the work itself: 1.8 s of CPU
-    against 16 s for the same attack here). Session scope so that it also covers the session
-    fixture `digits_runs` when this file runs first; the thread count is restored at the end."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def source_run(tmp_path_factory):
     """A second ERM model (another seed): the black-box source, as the paper attacks with a separate ERM model."""

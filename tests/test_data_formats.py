@@ -13,13 +13,6 @@ import torch
 from mixup_cli.data import get_dataset, load_dataset
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # two shared cores: avoid oversubscription stalls
-    yield
-    torch.set_num_threads(threads)
-
 
 def train_one_epoch(cli, tmp_path, dataset, data_dir=None, *extra):
     args = ["train", "--dataset", dataset, "--epochs", "1", "--batch-size", "4", "--device", "cpu",

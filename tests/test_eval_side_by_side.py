@@ -7,7 +7,6 @@ import statistics
 from pathlib import Path
 
 import pytest
-import torch
 
 from mixup_cli.evaluate_checkpoint import history_statistics
 
@@ -19,19 +18,14 @@ def iris_runs(tmp_path_factory):
     """ERM and mixup on Iris for 12 epochs (over the 10-epoch median window), a second each."""
     from conftest import run_inprocess
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # two shared cores: avoid oversubscription stalls
     root = tmp_path_factory.mktemp("iris-runs")
     runs = {}
-    try:
-        for method in ("erm", "mixup"):
-            out = root / method
-            result = run_inprocess("train", "--config", EXAMPLES / f"iris-mlp-{method}.yaml", "--epochs", "12",
-                                   "--device", "cpu", "--out", out)
-            assert result.exit_code == 0, result.stderr
-            runs[method] = out
-    finally:
-        torch.set_num_threads(threads)
+    for method in ("erm", "mixup"):
+        out = root / method
+        result = run_inprocess("train", "--config", EXAMPLES / f"iris-mlp-{method}.yaml", "--epochs", "12",
+                               "--device", "cpu", "--out", out)
+        assert result.exit_code == 0, result.stderr
+        runs[method] = out
     return runs
 
 

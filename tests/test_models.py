@@ -41,14 +41,6 @@ def runs_for_real(name: str) -> bool:
     return name in REAL_HEAVY or reference_parameter_count(name) < 20e6
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Two cores shared by several test runs: one thread avoids oversubscription stalls."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def small_shape(name: str) -> tuple[int, ...]:
     """A small input of the model's kind: 8x8 for CIFAR nets, 32x32 for ImageNet and spectrogram nets."""

@@ -17,16 +17,6 @@ CONFIG_CLASSES = {"train": TrainConfig}
 COMMAND = re.compile(r"^# mixup (\S+) .*--config (examples/\S+\.yaml)")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # two shared cores: avoid oversubscription stalls
-    yield
-    torch.set_num_threads(threads)
-
-
 def header_command(path: Path) -> str:
     first = path.read_text().splitlines()[0]
     match = COMMAND.match(first)

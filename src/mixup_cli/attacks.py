@@ -356,25 +356,13 @@ def _save_examples(path: str, saved: dict, index: torch.Tensor, config: AttackCo
     {'format', 'dataset', 'test_index', 'labels', 'clean', 'examples': [{'method', 'epsilon', 'ckpt'
     (white box: the model they were made on), 'source_ckpt' (black box), 'inputs'}], 'config'}.
     """
-    import os
-    import tempfile
-
     import torch
 
-    from .errors import RunError
+    from .checkpoint import save_atomic
 
     examples = [{"method": m, "epsilon": e, "ckpt": target, "source_ckpt": source.payload["path"] if source else None,
                  "inputs": torch.cat(chunks)} for (m, e, target), chunks in saved["examples"].items()]
     payload = {"format": "mixup-cli-adversarial-examples", "dataset": spec.name, "test_index": index,
                "labels": torch.cat(saved["labels"]), "clean": torch.cat(saved["clean"]),
                "examples": examples, "config": dataclasses.asdict(config)}
-    path = Path(path)
-    # Written beside the target and renamed, so an interrupted run leaves no half file.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise RunError(f"could not write adversarial examples to '{path}': {exc.strerror or exc}") from None
+    save_atomic(payload, path, "adversarial examples file")

@@ -21,10 +21,9 @@ FORMAT = "mixup-cli-checkpoint"
 VERSION = 1
 
 
-def save_checkpoint(payload: dict, path: Union[str, Path]) -> None:
-    """Write to a temporary file beside `path`, fsync, then rename: `path` is never half-written."""
+def save_atomic(payload: dict, path: Union[str, Path], what: str, hint: str = "") -> Path:
+    """torch.save to a temporary file beside `path`, fsync, then rename: `path` is never half-written."""
     path = Path(path)
-    payload = {"format": FORMAT, "version": VERSION, **payload}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -34,11 +33,16 @@ def save_checkpoint(payload: dict, path: Union[str, Path]) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise RunError(f"could not write checkpoint '{path}': {exc.strerror or exc}; "
-                       f"the previous checkpoint is kept. Free disk space or choose another --out") from None
+        raise RunError(f"could not write {what} '{path}': {exc.strerror or exc}{hint}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return path
+
+
+def save_checkpoint(payload: dict, path: Union[str, Path]) -> None:
+    save_atomic({"format": FORMAT, "version": VERSION, **payload}, path, "checkpoint",
+                "; the previous checkpoint is kept. Free disk space or choose another --out")
 
 
 def load_checkpoint(path: Union[str, Path], map_location: Any = "cpu") -> dict:

@@ -11,16 +11,15 @@ read back with `weights_only=True`, so loading someone else's file never runs co
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 from pathlib import Path
 from typing import Iterable, Optional, Union
 
 import torch
 from torch.utils.data import Dataset
 
+from .checkpoint import save_atomic
 from .data import TensorSplit
-from .errors import ConfigError, RunError
+from .errors import ConfigError
 from .seeding import derive_seed
 
 FORMAT = "mixup-cli-labels"
@@ -175,15 +174,7 @@ def save_label_file(corrupted: CorruptedLabels, path: Union[str, Path], overwrit
                **{k: v for k, v in dataclasses.asdict(corrupted).items() if not isinstance(v, torch.Tensor)},
                "labels": corrupted.labels.cpu().long(), "original": corrupted.original.cpu().long(),
                "mask": corrupted.mask.cpu().bool()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise RunError(f"could not write labels file '{path}': {exc.strerror or exc}") from None
-    return path
+    return save_atomic(payload, path, "labels file")
 
 
 _SCALARS = {"dataset": str, "num_classes": int, "fraction": float, "seed": int, "exact": bool, "exclude_true": bool}

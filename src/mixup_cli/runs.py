@@ -40,14 +40,19 @@ def prepare_run_dir(path: Optional[str], config, resume: bool, force: bool) -> P
                               f"--force to replace it, or choose another --out")
         for name in (LAST, BEST, METRICS, SUMMARY, CONFIG):
             (run_dir / name).unlink(missing_ok=True)
+    return ensure_writable_dir(run_dir)
+
+
+def ensure_writable_dir(path: Path) -> Path:
+    """Create `path` and prove it takes a file, or refuse with a one-line ConfigError."""
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write-test"
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
         probe.write_text("")
         probe.unlink()
     except OSError as exc:
-        raise ConfigError(f"output directory '{run_dir}' is not writable ({exc.strerror}); choose another --out") from None
-    return run_dir
+        raise ConfigError(f"output directory '{path}' is not writable ({exc.strerror}); choose another --out") from None
+    return path
 
 
 def write_config(run_dir: Path, config_dict: dict) -> None:

@@ -28,6 +28,7 @@ from ..checkpoint import load_checkpoint, save_checkpoint
 from ..config import to_dict
 from ..devices import resolve_device
 from ..errors import ConfigError, RunError
+from ..runs import ensure_writable_dir
 from ..seeding import MIX, MODEL, derive_seed
 from .config import GanConfig, default_threads
 from .losses import LAMBDA_SCHEMES, generator_loss, standard_discriminator_loss
@@ -391,14 +392,7 @@ def prepare_out_dir(path: Optional[str], config: GanConfig, resume: bool, force:
             ours_too = item.name.startswith(("samples-", "gan-")) and item.suffix in (".csv", ".png")
             if item.is_file() and (item.name in ours or ours_too):
                 item.unlink()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise ConfigError(f"output directory '{out}' is not writable ({exc.strerror}); choose another --out") from None
-    return out
+    return ensure_writable_dir(out)
 
 
 # Keys a resumed experiment may change; any other explicitly given difference is refused. The grid
