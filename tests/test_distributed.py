@@ -21,12 +21,17 @@ ERM_IRIS = ["--dataset", "iris", "--model", "mlp", "--alpha", "0", "--epochs", "
 
 def test_two_ranks_equal_one_process_with_the_global_batch(tmp_path):
     """ERM, no BatchNorm: 2 ranks x batch 8 see the same 16 examples per step as 1 process x batch 16,
-    and DDP averages their gradients, so the runs agree up to float rounding."""
-    proc = torchrun(*ERM_IRIS, "--batch-size", "8", "--out", tmp_path / "ddp", "--json")
+    and DDP averages their gradients, so the runs agree up to float rounding. The linear lr scaling
+    rule sees the same global batch of 16 in both: lr 0.05 * 16 / 32."""
+    scaled = ["--lr-scale-batch", "32"]
+    proc = torchrun(*ERM_IRIS, *scaled, "--batch-size", "8", "--out", tmp_path / "ddp", "--json")
     assert proc.returncode == 0, proc.stderr[-3000:]
     ddp = json.loads(proc.stdout)  # rank 0 alone writes stdout: exactly one JSON object
     assert ddp["world_size"] == 2
-    single = run_inprocess("train", *ERM_IRIS, "--batch-size", "16", "--out", tmp_path / "one", "--json").json()
+    records = [json.loads(line) for line in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    assert records[0]["lr"] == pytest.approx(0.025)
+    single = run_inprocess("train", *ERM_IRIS, *scaled, "--batch-size", "16", "--out", tmp_path / "one",
+                           "--json").json()
     assert ddp["train_loss"] == pytest.approx(single["train_loss"], rel=1e-4)
     assert ddp["test_loss"] == pytest.approx(single["test_loss"], rel=1e-4)
     assert ddp["test_error"] == single["test_error"]

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from mixup_cli.config import TrainConfig, resolve_config
+from mixup_cli.optim import learning_rate
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 RECIPES = sorted(EXAMPLES.glob("*.yaml"))
@@ -55,7 +56,10 @@ def test_cifar_recipes_follow_section_3_2(path):
 @pytest.mark.parametrize("path", train_recipes("imagenet*.yaml"), ids=lambda p: p.stem)
 def test_imagenet_recipes_follow_section_3_1(path):
     c = resolve(path)
-    assert (c.batch_size, c.lr, c.warmup_epochs, c.warmup_start_lr, c.optimizer) == (1024, 0.4, 5, 0.1, "sgd")
+    # Goyal et al.'s recipe: 0.1 per 256 examples, warmed up over 5 epochs from 0.1; 8 x 128 = the paper's 1024
+    assert (c.batch_size, c.lr, c.lr_scale_batch, c.warmup_epochs, c.optimizer) == (128, 0.1, 256, 5, "sgd")
+    assert learning_rate(0, c, world_size=8) == pytest.approx(0.1)
+    assert learning_rate(5, c, world_size=8) == pytest.approx(0.4)
     assert c.milestones == {90: [30, 60, 80], 200: [60, 120, 180]}[c.epochs]
     assert c.alpha in (0.0, 0.4 if c.model.startswith("resnext") else 0.2)
 

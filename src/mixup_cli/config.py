@@ -226,6 +226,10 @@ def _schedule_names() -> list[str]:
     return SCHEDULES.names()
 
 
+# torch.compile modes offered by --compile ("off" runs the model eagerly).
+COMPILE_MODES = ["off", "default", "reduce-overhead", "max-autotune"]
+
+
 @dataclasses.dataclass
 class TrainConfig:
     """Everything a training run needs; saved in the run directory and in every checkpoint."""
@@ -259,10 +263,15 @@ class TrainConfig:
     input_noise: float = option(0.0, "Std of Gaussian noise added to training inputs in their raw scale (pixels in "
                                 "[0, 1]) (§3.8's baseline).", min=0.0)
     epochs: int = option(30, "Number of training epochs.", min=1)
-    batch_size: int = option(64, "Training batch size.", min=1)
+    batch_size: int = option(64, "Training batch size of each process (under torchrun the global batch is this "
+                             "times the number of processes).", min=1)
     eval_batch_size: int = option(512, "Evaluation batch size.", min=1)
     optimizer: str = option("sgd", "Optimizer.", choices=_optimizer_names)
-    lr: float = option(0.05, "Peak learning rate.", min=0.0, min_exclusive=True)
+    lr: float = option(0.05, "Peak learning rate (for the reference batch when lr_scale_batch is set).", min=0.0,
+                       min_exclusive=True)
+    lr_scale_batch: Optional[int] = option(None, "Linear scaling rule (Goyal et al. 2017): the peak lr becomes "
+                                           "lr * global batch / this (e.g. 256); global batch = batch_size * "
+                                           "processes.", min=1)
     momentum: float = option(0.9, "SGD momentum.", min=0.0, max=1.0)
     nesterov: bool = option(False, "Nesterov momentum for SGD.")
     weight_decay: float = option(1e-4, "Weight decay (L2), the paper's default 1e-4.", min=0.0)
@@ -270,12 +279,25 @@ class TrainConfig:
     milestones: list[int] = option([], "Epochs at which the step schedule multiplies the lr by gamma, e.g. 100,150.", min=1)
     gamma: float = option(0.1, "Factor of the step schedule.", min=0.0, min_exclusive=True)
     warmup_epochs: float = option(0.0, "Linear learning-rate warm-up length in epochs (Goyal et al.).", min=0.0)
-    warmup_start_lr: Optional[float] = option(None, "Learning rate at the start of warm-up; default lr/10.", min=0.0)
+    warmup_start_lr: Optional[float] = option(None, "Learning rate at the start of warm-up; default the peak lr/10, "
+                                              "or lr itself when lr_scale_batch scales it up (Goyal et al.).", min=0.0)
     erm_warmup_epochs: int = option(0, "Epochs of plain ERM before mixup starts (the speech recipe, §3.3).", min=0)
     seed: int = option(0, "Random seed: fixes initialization, data order, augmentation and mixup draws.", min=0)
     device: str = option("auto", "auto | cpu | cuda | cuda:N (auto = CUDA when present).")
-    bf16: bool = option(False, "bf16 autocast on CUDA.")
-    workers: int = option(0, "DataLoader worker processes, for datasets read from disk per sample.", min=0)
+    bf16: Optional[bool] = option(None, "bf16 autocast of the forward pass; default on for CUDA GPUs that support "
+                                  "it, off on the CPU.")
+    channels_last: Optional[bool] = option(None, "channels_last memory layout for image models; default on for CUDA, "
+                                           "off on the CPU.")
+    compile: str = option("off", "torch.compile the model for training, in this mode (the first steps then take "
+                          "longer while it compiles).", choices=COMPILE_MODES)
+    threads: Optional[int] = option(None, "CPU threads for torch; default torch's own (one per core, or "
+                                    "OMP_NUM_THREADS, which torchrun sets to 1).", min=1)
+    data_on_device: bool = option(True, "Hold in-memory datasets (digits, tables, CIFAR, spectrograms) on the "
+                                  "training device as one compact tensor and augment there; off keeps them in host "
+                                  "memory and copies each batch (for a GPU short of memory).")
+    workers: Optional[int] = option(None, "DataLoader worker processes, for datasets read from disk per sample "
+                                    "(ImageNet); default on CUDA 8 per process (at most its share of the cores), 0 on the CPU.",
+                                    min=0)
     out: Optional[str] = option(None, "Run directory; default runs/<dataset>-<model>-<method>-<time>.")
     labels: Optional[str] = option(None, "Train on the labels of this file (`mixup corrupt-labels --save-labels`, §3.4) "
                                          "instead of the dataset's own.")

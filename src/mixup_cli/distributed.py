@@ -21,6 +21,7 @@ class Dist:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    local_world_size: int = 1  # processes on this machine (they share its cores)
 
     @property
     def enabled(self) -> bool:
@@ -66,7 +67,8 @@ def from_environment(device_name: str) -> Dist:
     if not dist.is_initialized():
         use_cuda = device_name.startswith("cuda") or (device_name == "auto" and torch.cuda.is_available())
         dist.init_process_group("nccl" if use_cuda else "gloo")
-    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")),
+                int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
 
 def rank_device(device: torch.device, dist: Dist) -> torch.device:

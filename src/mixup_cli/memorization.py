@@ -410,13 +410,14 @@ def _memorization(run_dir: Path, corrupted, train_cfg: TrainConfig) -> dict:
     from .checkpoint import load_checkpoint, model_from_checkpoint
     from .corruption import memorization_errors
     from .devices import resolve_device
+    from .speed import resolve_speed
 
     cache = run_dir / MEMORIZATION
     if cache.is_file():
         return json.loads(cache.read_text())
     device = resolve_device(train_cfg.device)
     model = model_from_checkpoint(load_checkpoint(run_dir / runs.LAST, map_location=device)).to(device)
-    errors = memorization_errors(model, corrupted, device, train_cfg.data_dir, train_cfg.eval_batch_size,
-                                 train_cfg.workers)
+    workers = resolve_speed(train_cfg, device, input_shape=()).workers
+    errors = memorization_errors(model, corrupted, device, train_cfg.data_dir, train_cfg.eval_batch_size, workers)
     runs.write_text_atomic(cache, json.dumps(errors, indent=2) + "\n")
     return errors

@@ -47,12 +47,22 @@ def cosine(progress: float, config) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * t))
 
 
-def learning_rate(progress: float, config) -> float:
+def peak_learning_rate(config, world_size: int = 1) -> float:
+    """config.lr, scaled by the linear scaling rule when lr_scale_batch is set (Goyal et al. 2017)."""
+    if config.lr_scale_batch is None:
+        return config.lr
+    return config.lr * config.batch_size * world_size / config.lr_scale_batch
+
+
+def learning_rate(progress: float, config, world_size: int = 1) -> float:
     """The lr at `progress` epochs: linear warm-up from warmup_start_lr, then the schedule."""
+    peak = peak_learning_rate(config, world_size)
     if progress < config.warmup_epochs:
-        start = config.warmup_start_lr if config.warmup_start_lr is not None else config.lr / 10
-        return start + (config.lr - start) * progress / config.warmup_epochs
-    return config.lr * SCHEDULES.get(config.schedule)(progress, config)
+        start = config.warmup_start_lr
+        if start is None:  # Goyal et al. warm up from the unscaled lr to the scaled one
+            start = min(config.lr, peak) if config.lr_scale_batch is not None else peak / 10
+        return start + (peak - start) * progress / config.warmup_epochs
+    return peak * SCHEDULES.get(config.schedule)(progress, config)
 
 
 def build_optimizer(model: torch.nn.Module, config) -> torch.optim.Optimizer:

@@ -29,11 +29,13 @@ from .errors import ConfigError, RunError
 from .evaluation import evaluate
 from .mixing import build_mixer
 from .models import Normalized, build_model, count_parameters
-from .optim import build_optimizer, learning_rate
-from .seeding import MIX, MODEL, derive_seed
+from .optim import build_optimizer, learning_rate, peak_learning_rate
+from .seeding import MIX, MODEL, derive_seed, seed_device_generators
+from .speed import compile_model, resolve_speed, set_layout, to_layout
 
 # Keys a resumed run may change; any other difference from the checkpoint's config is refused.
-RESUMABLE_CHANGES = ("epochs", "device", "out", "workers", "eval_batch_size")
+RESUMABLE_CHANGES = ("epochs", "device", "out", "workers", "eval_batch_size", "threads", "compile",
+                     "data_on_device")
 
 
 class Interrupted(Exception):
@@ -105,6 +107,8 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False, callbacks: O
 
     model, model_record = _build(config, spec)
     model.to(device)
+    speed = resolve_speed(config, device, spec.input_shape, dist.local_world_size)
+    set_layout(model, speed)  # before the optimizer, so its state (momentum) shares the layout
     optimizer = build_optimizer(model, config)
     state = TrainState()
     if resume:
@@ -118,23 +122,27 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False, callbacks: O
         runs.write_config(run_dir, to_dict(config))
 
     cuda = device.type == "cuda"
-    autocast_dtype = torch.bfloat16 if (config.bf16 and cuda) else None
+    autocast_dtype = speed.autocast_dtype
     shard = {"rank": dist.rank, "world_size": dist.world_size}
     train_batches = make_batches(train_set, config.batch_size, device, shuffle=True, augment=spec.augment,
-                                 seed=config.seed, workers=config.workers, drop_last=True, **shard)
-    test_batches = make_batches(test_set, config.eval_batch_size, device, shuffle=False, workers=config.workers,
-                                **shard)
+                                 seed=config.seed, workers=speed.workers, drop_last=True,
+                                 on_device=speed.data_on_device, **shard)
+    test_batches = make_batches(test_set, config.eval_batch_size, device, shuffle=False, workers=speed.workers,
+                                on_device=speed.data_on_device, **shard)
     # DDP averages gradients across ranks; the unwrapped `model` is what is evaluated and saved.
     step_model = model
     if dist.enabled:
         step_model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
+    step_model = compile_model(step_model, speed)
     steps = len(train_batches)
     mixer = build_mixer(config, model=model, train_set=train_set, device=device)
     perm_generator = torch.Generator(device=device)
     callbacks.on_start({"device": str(device), "parameters": count_parameters(model), "steps_per_epoch": steps,
                         "train_size": len(train_set), "test_size": len(test_set), "start_epoch": state.epoch,
-                        "start_step": state.step, "run_dir": str(run_dir)})
+                        "start_step": state.step, "run_dir": str(run_dir), "world_size": dist.world_size,
+                        "global_batch": config.batch_size * dist.world_size,
+                        "peak_lr": peak_learning_rate(config, dist.world_size), **speed.describe()})
 
     def checkpoint_payload() -> dict:
         return {"model": model_record, "dataset": {"name": spec.name, "num_classes": spec.num_classes,
@@ -152,13 +160,14 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False, callbacks: O
         epoch_samples = 0
         batches = train_batches.epoch(epoch, state.step, with_index=mixer.needs_index)  # knn needs dataset indices
         for step, (inputs, labels, *index) in enumerate(batches, start=state.step):
-            lr = learning_rate(epoch + step / steps, config)
+            lr = learning_rate(epoch + step / steps, config, dist.world_size)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            torch.manual_seed(derive_seed(config.seed, epoch, step, MODEL, *rank_part))  # dropout
-            perm_generator.manual_seed(derive_seed(config.seed, epoch, step, MIX, *rank_part))
-            rng = np.random.default_rng(derive_seed(config.seed, epoch, step, MIX, *rank_part))
-            batch = mixer(inputs, labels, alpha, rng, perm_generator, *index)
+            seed_device_generators(derive_seed(config.seed, epoch, step, MODEL, *rank_part), device)  # dropout
+            mix_seed = derive_seed(config.seed, epoch, step, MIX, *rank_part)
+            perm_generator.manual_seed(mix_seed)
+            rng = np.random.default_rng(mix_seed)
+            batch = mixer(to_layout(inputs, speed), labels, alpha, rng, perm_generator, *index)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast_dtype is not None):
                 loss = batch.loss(batch.forward(step_model).float())
             optimizer.zero_grad(set_to_none=True)
@@ -191,7 +200,7 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False, callbacks: O
                            f"{run_dir}. Lower --lr or check the data")
         metrics = evaluate(model, test_batches, spec.num_classes, autocast_dtype,
                            all_reduce=dist.all_reduce_sum if dist.enabled else None)
-        record = {"epoch": epoch + 1, "lr": learning_rate(epoch + 1, config), "alpha": alpha,
+        record = {"epoch": epoch + 1, "lr": learning_rate(epoch + 1, config, dist.world_size), "alpha": alpha,
                   "train_loss": train_loss, "test_loss": metrics["loss"], "test_error": metrics["top1_error"],
                   "test_top5_error": metrics["top5_error"], "epoch_seconds": epoch_seconds,
                   "samples_per_second": dist.world_size * min(steps * config.batch_size, len(train_set)) / epoch_seconds,
@@ -210,7 +219,7 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False, callbacks: O
 
     summary = summarize(config, state.history, run_dir, count_parameters(model), str(device),
                         trained_samples * dist.world_size, trained_seconds, peak_memory_mb(device))
-    summary["world_size"] = dist.world_size
+    summary.update(world_size=dist.world_size, **speed.describe())
     if dist.is_main:
         runs.write_text_atomic(run_dir / runs.SUMMARY, json.dumps(summary, indent=2) + "\n")
     return summary

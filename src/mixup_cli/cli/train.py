@@ -131,6 +131,10 @@ class TrainProgress:
                       f"[bold]{self.config.dataset}[/] ({info['train_size']:,} train / {info['test_size']:,} test), "
                       f"{self.config.method} alpha={self.config.alpha:g}, device {info['device']}, "
                       f"run {info['run_dir']}")
+        processes = f" x {info['world_size']} processes" if info["world_size"] > 1 else ""
+        console.print(f"batch {self.config.batch_size}{processes}, peak lr {info['peak_lr']:.4g}, "
+                      f"{info['precision']}, channels_last {'on' if info['channels_last'] else 'off'}, "
+                      f"compile {info['compile']}, {info['threads']} CPU threads")
         self.epochs = self.progress.add_task("epochs", total=self.config.epochs, completed=info["start_epoch"], info="")
         self.batches = self.progress.add_task("batches", total=info["steps_per_epoch"], completed=info["start_step"], info="")
 

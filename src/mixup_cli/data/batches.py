@@ -26,12 +26,22 @@ def num_batches(n: int, batch_size: int, drop_last: bool) -> int:
 
 
 class TensorBatches:
-    """Batches sliced from a TensorSplit already on the device; augmentation done per batch."""
+    """Batches sliced from a whole-split tensor; augmentation done per batch on the training device.
+
+    With `on_device` (the default) the split is copied to the device once and batches never cross
+    the bus; without it the split stays in host memory (pinned for CUDA) and each compact batch is
+    copied over before it is scaled and augmented. Both yield the same batches.
+    """
 
     def __init__(self, split: TensorSplit, batch_size: int, device: torch.device, shuffle: bool,
                  augment: Optional[str] = None, seed: int = 0, drop_last: bool = False, rank: int = 0,
-                 world_size: int = 1):
-        self.split = split.to(device)
+                 world_size: int = 1, on_device: bool = True):
+        if on_device:
+            split = split.to(device)
+        elif device.type == "cuda":
+            split = TensorSplit(split.inputs.pin_memory(), split.labels.pin_memory(), split.scale)
+        self.split = split
+        self.home = split.inputs.device  # where the split and the epoch's order live
         self.rank, self.world_size = rank, world_size
         self.batch_size = batch_size
         self.device = device
@@ -56,24 +66,28 @@ class TensorBatches:
 
     def epoch(self, epoch: int, start_step: int = 0, with_index: bool = False) -> Iterator[tuple[torch.Tensor, ...]]:
         n = self._local_size()
-        order = epoch_order(len(self.split), self.seed, epoch).to(self.device) if self.shuffle else None
+        order = epoch_order(len(self.split), self.seed, epoch).to(self.home) if self.shuffle else None
         if self.world_size > 1:  # this rank's shard: every world_size-th example of the epoch's order
-            order = (order if order is not None else torch.arange(len(self.split), device=self.device))
+            order = (order if order is not None else torch.arange(len(self.split), device=self.home))
             order = order[self.rank::self.world_size][:n]
         rank_part = (self.rank,) if self.rank else ()
         generator = torch.Generator(device=self.device) if self.augment else None
         for step in range(start_step, len(self)):
             lo, hi = step * self.batch_size, min((step + 1) * self.batch_size, n)
             index = order[lo:hi] if order is not None else slice(lo, hi)
-            inputs = self.split.to_raw(self.split.inputs[index])
+            compact, labels = self.split.inputs[index], self.split.labels[index]
+            if self.home != self.device:
+                compact = compact.to(self.device, non_blocking=True)
+                labels = labels.to(self.device, non_blocking=True)
+            inputs = self.split.to_raw(compact)
             if self.augment is not None:
                 generator.manual_seed(derive_seed(self.seed, epoch, step, AUGMENT, *rank_part))
                 inputs = self.augment(inputs, generator)
             if with_index:
-                where = index if order is not None else torch.arange(lo, hi, device=self.device)
-                yield inputs, self.split.labels[index], where
+                where = index if order is not None else torch.arange(lo, hi)
+                yield inputs, labels, where.to(self.device)
             else:
-                yield inputs, self.split.labels[index]
+                yield inputs, labels
 
 
 class _OrderSampler(Sampler):
@@ -131,9 +145,11 @@ def _loader_shard(n: int, rank: int, world_size: int, shuffle: bool) -> list[int
 
 def make_batches(dataset: Dataset, batch_size: int, device: torch.device, shuffle: bool,
                  augment: Optional[str] = None, seed: int = 0, workers: int = 0, drop_last: bool = False,
-                 rank: int = 0, world_size: int = 1):
+                 rank: int = 0, world_size: int = 1, on_device: bool = True):
+    """TensorBatches for a TensorSplit (held on the device when `on_device`), else a DataLoader."""
     if isinstance(dataset, TensorSplit):
-        return TensorBatches(dataset, batch_size, device, shuffle, augment, seed, drop_last, rank, world_size)
+        return TensorBatches(dataset, batch_size, device, shuffle, augment, seed, drop_last, rank, world_size,
+                             on_device)
     if world_size > 1:
         dataset = torch.utils.data.Subset(dataset, _loader_shard(len(dataset), rank, world_size, shuffle))
     return LoaderBatches(dataset, batch_size, device, shuffle, seed, workers, drop_last)

@@ -1,0 +1,79 @@
+"""How a run uses its device: precision, memory layout, compilation, threads, where the data lives.
+
+Each TrainConfig key here defaults to None, "pick for this device": the GPU gets bf16 autocast,
+channels_last and DataLoader workers; the CPU keeps fp32, the default layout and no workers (the
+on-device TensorSplit path needs none). An explicit value always wins, on either device.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Optional
+
+import torch
+
+# Loader workers per CUDA process by default: enough to decode JPEGs for one GPU, never more than
+# the process's share of the cores.
+CUDA_WORKERS = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class SpeedSettings:
+    autocast_dtype: Optional[torch.dtype]
+    channels_last: bool
+    compile_mode: Optional[str]
+    workers: int
+    threads: int
+    data_on_device: bool = True
+
+    def describe(self) -> dict:
+        return {"precision": "bf16 autocast" if self.autocast_dtype is not None else "fp32",
+                "channels_last": self.channels_last, "compile": self.compile_mode or "off",
+                "workers": self.workers, "threads": self.threads, "data_on_device": self.data_on_device}
+
+
+def _bf16_default(device: torch.device) -> bool:
+    return device.type == "cuda" and torch.cuda.is_bf16_supported()
+
+
+def resolve_speed(config, device: torch.device, input_shape: tuple, local_processes: int = 1) -> SpeedSettings:
+    """The settings `config` asks for on `device`; sets torch's CPU thread count as a side effect.
+
+    `local_processes` training processes share this machine's cores (torchrun's LOCAL_WORLD_SIZE).
+    """
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    bf16 = config.bf16 if config.bf16 is not None else _bf16_default(device)
+    images = len(input_shape) == 3  # channels_last is a layout of 4-D (N, C, H, W) batches
+    channels_last = images and (config.channels_last if config.channels_last is not None else device.type == "cuda")
+    if config.workers is not None:
+        workers = config.workers
+    else:
+        cores_each = max((os.cpu_count() or 1) // local_processes, 1)
+        workers = min(CUDA_WORKERS, cores_each) if device.type == "cuda" else 0
+    return SpeedSettings(autocast_dtype=torch.bfloat16 if bf16 else None, channels_last=channels_last,
+                         compile_mode=None if config.compile == "off" else config.compile,
+                         workers=workers, threads=torch.get_num_threads(), data_on_device=config.data_on_device)
+
+
+def to_layout(inputs: torch.Tensor, settings: SpeedSettings) -> torch.Tensor:
+    """A batch in the layout the model was put in (a no-op unless channels_last)."""
+    if settings.channels_last and inputs.dim() == 4:
+        return inputs.contiguous(memory_format=torch.channels_last)
+    return inputs
+
+
+def set_layout(model: torch.nn.Module, settings: SpeedSettings) -> None:
+    if settings.channels_last:
+        model.to(memory_format=torch.channels_last)
+
+
+def compile_model(module: torch.nn.Module, settings: SpeedSettings) -> torch.nn.Module:
+    """What the training step should call: `module`, compiled when asked.
+
+    The compiled module shares `module`'s parameters, so the trainer keeps saving and evaluating the
+    plain model (its state_dict keys stay free of torch.compile's prefix).
+    """
+    if settings.compile_mode is None:
+        return module
+    return torch.compile(module, mode=None if settings.compile_mode == "default" else settings.compile_mode)
