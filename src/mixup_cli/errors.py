@@ -21,3 +21,11 @@ class RunError(MixupError, RuntimeError):
     """A failure while working: a diverging loss, a full disk."""
 
     exit_code = 1
+
+
+class Interrupted(Exception):
+    """Work stopped on request after saving `checkpoint`, from which --resume continues exactly."""
+
+    def __init__(self, message: str, checkpoint):
+        super().__init__(message)
+        self.checkpoint = checkpoint

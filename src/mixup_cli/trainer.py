@@ -17,7 +17,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from . import runs
+from . import errors, runs
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig, to_dict
 from .corruption import apply_label_file
@@ -38,12 +38,12 @@ RESUMABLE_CHANGES = ("epochs", "device", "out", "workers", "eval_batch_size", "t
                      "data_on_device")
 
 
-class Interrupted(Exception):
+class Interrupted(errors.Interrupted):
     """Training stopped on request; last.pt holds the exact position to resume from."""
 
     def __init__(self, checkpoint: Path, epoch: int, step: int):
-        super().__init__(f"interrupted at epoch {epoch + 1}, step {step}; state saved to {checkpoint}")
-        self.checkpoint, self.epoch, self.step = checkpoint, epoch, step
+        super().__init__(f"interrupted at epoch {epoch + 1}, step {step}; state saved to {checkpoint}", checkpoint)
+        self.epoch, self.step = epoch, step
 
 
 class TrainCallbacks:

@@ -7,6 +7,7 @@ import dataclasses
 import functools
 import inspect
 import json
+import signal
 import sys
 import traceback
 import typing
@@ -51,6 +52,64 @@ def run_guarded(debug: bool, action: Callable[[], Any]) -> Any:
             traceback.print_exc()
         first = str(exc).splitlines()[0] if str(exc) else ""
         fail(f"{type(exc).__name__}: {first} (run again with --debug for the traceback)", 1)
+
+
+def explicit_keys(config_path, overrides: dict) -> set[str]:
+    """The config keys a user gave, by flag or in the YAML file (a resume refuses contradicting ones)."""
+    from ..config import load_yaml
+
+    explicit = {k for k, v in overrides.items() if v is not None}
+    if config_path is not None:
+        explicit |= {k.replace("-", "_") for k in load_yaml(config_path)}
+    return explicit
+
+
+class StopFlag:
+    """SIGINT/SIGTERM ask the running work to stop at its next safe point and save its checkpoint."""
+
+    def __init__(self):
+        self.signal: Optional[int] = None
+        self._previous = {}
+
+    def __call__(self) -> bool:
+        return self.signal is not None
+
+    def _handle(self, signum, frame):
+        if self.signal is not None:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.signal = signum
+        console.print("[yellow]stopping after this step; saving a checkpoint (press Ctrl-C again to abort)[/]")
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def run_interruptible(work: Callable[[StopFlag], Any], progress, resume_command: str) -> Any:
+    """Run `work(should_stop)` under `progress`; a stop request ends with the resume command and
+    exit code 130 (SIGINT) or 143 (SIGTERM)."""
+    from ..errors import Interrupted
+
+    with StopFlag() as stop, progress:
+        try:
+            return work(stop)
+        except Interrupted as exc:
+            progress.stop()
+            console.print(f"[yellow]{exc}[/]\nresume with: {resume_command}")
+            raise typer.Exit(143 if stop.signal == signal.SIGTERM else 130)
+
+
+def new_progress():
+    """The Rich progress display every long command draws on stderr."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=console)
 
 
 def _flag_name(name: str) -> str:

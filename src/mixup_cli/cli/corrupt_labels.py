@@ -1,13 +1,13 @@
 """`mixup corrupt-labels`: the memorization experiment of §3.4 (Table 2), and label files for `train --labels`."""
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from .common import CONFIG_OPTION, DEBUG_OPTION, JSON_OPTION, console, print_json, run_guarded, with_config_options
+from .common import (CONFIG_OPTION, DEBUG_OPTION, JSON_OPTION, console, explicit_keys, new_progress, print_json,
+                     run_guarded, run_interruptible, with_config_options)
 from ..memorization import CorruptLabelsConfig
 
 HELP = ("Table 2 (§3.4): train ERM, dropout, mixup and mixup + dropout on randomly corrupted labels, and "
@@ -21,9 +21,7 @@ def _resolve(config_path: Optional[Path], overrides: dict, resume: bool) -> tupl
     from ..errors import ConfigError
     from ..memorization import EXPERIMENT, resolve_experiment_config
 
-    explicit = {k for k, v in overrides.items() if v is not None}
-    if config_path is not None:
-        explicit |= {k.replace("-", "_") for k in load_yaml(config_path)}
+    explicit = explicit_keys(config_path, overrides)
     if not resume:
         return resolve_experiment_config(config_path, overrides), explicit
     if not overrides.get("out"):
@@ -83,17 +81,11 @@ def corrupt_labels(
                 print_json(saved)
             return
         from ..memorization import prepare_experiment, run_experiment
-        from ..trainer import Interrupted
-        from .train import StopFlag
 
         root = prepare_experiment(config, resume, explicit)
-        with StopFlag() as stop, ExperimentProgress(config) as progress:
-            try:
-                result = run_experiment(config, root, callbacks=progress, should_stop=stop)
-            except Interrupted as exc:
-                progress.stop()
-                console.print(f"[yellow]{exc}[/]\nresume with: mixup corrupt-labels --resume --out {root}")
-                raise typer.Exit(143 if stop.signal == signal.SIGTERM else 130)
+        progress = ExperimentProgress(config)
+        result = run_interruptible(lambda stop: run_experiment(config, root, callbacks=progress, should_stop=stop),
+                                   progress, f"mixup corrupt-labels --resume --out {root}")
         if saved is not None:
             result["labels_file"] = saved["labels_file"]
         render_table(result)
@@ -111,12 +103,9 @@ class ExperimentProgress:
     """A line per sub-run on stderr, with an epoch bar while it trains."""
 
     def __init__(self, config: CorruptLabelsConfig):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
         self.total = len(config.fraction) * len(config.methods)
         self.done = 0
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=console)
+        self.progress = new_progress()
         self.task = None
         self.current = ""
 

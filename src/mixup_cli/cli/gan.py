@@ -1,14 +1,14 @@
 """`mixup gan`: train standard and mixup GANs on toy 2-D data (§3.7, Figure 5), draw and score them."""
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from ..gan.config import GanConfig
-from .common import CONFIG_OPTION, DEBUG_OPTION, JSON_OPTION, console, print_json, run_guarded, with_config_options
+from .common import (CONFIG_OPTION, DEBUG_OPTION, JSON_OPTION, console, explicit_keys, new_progress, print_json,
+                     run_guarded, run_interruptible, with_config_options)
 
 HELP = ("Train a standard GAN and a mixup GAN (alpha 0.2) on toy 2-D data (ring: 8 modes, grid: 25 modes) as in "
         "§3.7 / Figure 5; writes the figure, the samples of every snapshot as CSV, and scores modes covered. "
@@ -30,9 +30,7 @@ def _resolve(config_path: Optional[Path], overrides: dict, resume: bool) -> GanC
     if not saved_path.is_file():
         raise ConfigError(f"--resume: '{overrides['out']}' holds no GAN experiment ({CONFIG} missing); check --out")
     saved = load_yaml(saved_path)
-    explicit = {k for k, v in overrides.items() if v is not None}
-    if config_path is not None:
-        explicit |= set(load_yaml(config_path))
+    explicit = explicit_keys(config_path, overrides)
     given = resolve_config(GanConfig, config_path, overrides, base=saved)
     check_resume_config(saved, to_dict(given), explicit)
     return given
@@ -49,18 +47,14 @@ def gan(
     overrides: dict = None,
 ) -> None:
     def body():
-        from .train import StopFlag
-        from ..gan.training import Interrupted, prepare_out_dir, run_experiment
+        from ..gan.training import prepare_out_dir, run_experiment
 
         config = _resolve(config_path, overrides, resume)
         out = prepare_out_dir(config.out, config, resume, force)
-        with StopFlag() as stop, GanProgress(config) as progress:
-            try:
-                summary = run_experiment(config, out, resume=resume, callbacks=progress, should_stop=stop)
-            except Interrupted as exc:
-                progress.stop()
-                console.print(f"[yellow]{exc}[/]\nresume with: mixup gan --resume --out {out}")
-                raise typer.Exit(143 if stop.signal == signal.SIGTERM else 130)
+        progress = GanProgress(config)
+        summary = run_interruptible(
+            lambda stop: run_experiment(config, out, resume=resume, callbacks=progress, should_stop=stop),
+            progress, f"mixup gan --resume --out {out}")
         render_summary(summary)
         if json_output:
             print_json(summary)
@@ -72,11 +66,8 @@ class GanProgress:
     """Rich progress on stderr: sub-runs done, and the current sub-run's iterations."""
 
     def __init__(self, config: GanConfig):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
         self.config = config
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=console)
+        self.progress = new_progress()
         self.total = self.current = None
 
     def __enter__(self):

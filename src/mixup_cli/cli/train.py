@@ -1,49 +1,21 @@
 """`mixup train`: parse flags and YAML into a TrainConfig, run the trainer, draw its progress."""
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from ..config import TrainConfig, load_yaml, resolve_config, to_dict
-from .common import CONFIG_OPTION, DEBUG_OPTION, JSON_OPTION, console, print_json, run_guarded, with_config_options
+from ..config import TrainConfig, resolve_config, to_dict
+from .common import (CONFIG_OPTION, DEBUG_OPTION, JSON_OPTION, console, explicit_keys, new_progress, print_json,
+                     run_guarded, run_interruptible, with_config_options)
 
 HELP = ("Train a model with mixup (alpha > 0) or ERM (alpha = 0). With no flags: mixup (alpha=1) on the "
         "embedded handwritten digits with a small CNN, on the CPU in seconds.")
 
 
-class StopFlag:
-    """SIGINT/SIGTERM ask the trainer to stop after the current step and save last.pt."""
-
-    def __init__(self):
-        self.signal: Optional[int] = None
-        self._previous = {}
-
-    def __call__(self) -> bool:
-        return self.signal is not None
-
-    def _handle(self, signum, frame):
-        if self.signal is not None:  # a second Ctrl-C: stop now
-            raise KeyboardInterrupt
-        self.signal = signum
-        console.print("[yellow]stopping after this step; saving last.pt (press Ctrl-C again to abort)[/]")
-
-    def __enter__(self):
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-
 def _resolve(config_path: Optional[Path], overrides: dict, resume: bool) -> tuple[TrainConfig, set]:
-    explicit = {k for k, v in overrides.items() if v is not None}
-    if config_path is not None:
-        explicit |= set(load_yaml(config_path))
+    explicit = explicit_keys(config_path, overrides)
     if not resume:
         return resolve_config(TrainConfig, config_path, overrides), explicit
     from ..checkpoint import load_checkpoint
@@ -79,7 +51,7 @@ def train(
             typer.echo(yaml.safe_dump(to_dict(config), sort_keys=False), nl=False)
             return
         from ..runs import prepare_run_dir
-        from ..trainer import Interrupted, train as run_training
+        from ..trainer import train as run_training
 
         from ..devices import resolve_device
         from ..distributed import from_environment
@@ -87,13 +59,10 @@ def train(
         resolve_device(config.device)  # refuse a missing GPU before the run directory is made
         dist = from_environment(config.device)  # under torchrun: rank 0 makes the run directory for all
         run_dir = dist.on_main(lambda: prepare_run_dir(config.out, config, resume, force))
-        with StopFlag() as stop, TrainProgress(config) as progress:
-            try:
-                summary = run_training(config, run_dir, resume=resume, callbacks=progress, should_stop=stop)
-            except Interrupted as exc:
-                progress.stop()
-                console.print(f"[yellow]{exc}[/]\nresume with: mixup train --resume --out {run_dir}")
-                raise typer.Exit(143 if stop.signal == signal.SIGTERM else 130)
+        progress = TrainProgress(config)
+        summary = run_interruptible(
+            lambda stop: run_training(config, run_dir, resume=resume, callbacks=progress, should_stop=stop),
+            progress, f"mixup train --resume --out {run_dir}")
         if not dist.is_main:
             return  # only rank 0 reports
         render_summary(summary)
@@ -107,13 +76,8 @@ class TrainProgress:
     """Rich progress on stderr: an epoch bar and a batch bar with loss, samples/s and ETA."""
 
     def __init__(self, config: TrainConfig):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
         self.config = config
-        self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=console, transient=False,
-        )
+        self.progress = new_progress()
         self.epochs = self.batches = None
 
     def __enter__(self):

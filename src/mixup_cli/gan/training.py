@@ -23,7 +23,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from .. import runs
+from .. import errors, runs
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..config import to_dict
 from ..devices import resolve_device
@@ -40,12 +40,12 @@ LAMBDA_BLOCK = 100  # iterations whose lambdas are drawn at once (one host-to-de
 RESULT, FINAL, REAL_CSV, SUMMARY = "result.json", "final.pt", "real.csv", "summary.json"
 
 
-class Interrupted(Exception):
+class Interrupted(errors.Interrupted):
     """Stopped on request; the current sub-run's last.pt holds where to continue."""
 
     def __init__(self, checkpoint: Path, iteration: int):
-        super().__init__(f"interrupted at iteration {iteration}; state saved to {checkpoint}")
-        self.checkpoint, self.iteration = checkpoint, iteration
+        super().__init__(f"interrupted at iteration {iteration}; state saved to {checkpoint}", checkpoint)
+        self.iteration = iteration
 
 
 @dataclasses.dataclass(frozen=True)
