@@ -104,12 +104,25 @@ def run_interruptible(work: Callable[[StopFlag], Any], progress, resume_command:
             raise typer.Exit(143 if stop.signal == signal.SIGTERM else 130)
 
 
-def new_progress():
-    """The Rich progress display every long command draws on stderr."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+class ProgressView:
+    """Base of the long commands' progress displays: Rich bars on stderr, one per task, each with a
+    description, a count, an `info` text and an ETA. Subclasses add the library's callbacks."""
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=console)
+    def __init__(self):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=console)
+
+    def __enter__(self):
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def stop(self):
+        self.progress.stop()
 
 
 def _flag_name(name: str) -> str:

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from .common import (CONFIG_OPTION, DEBUG_OPTION, JSON_OPTION, console, explicit_keys, new_progress, print_json,
+from .common import (CONFIG_OPTION, DEBUG_OPTION, JSON_OPTION, console, explicit_keys, ProgressView, print_json,
                      run_guarded, run_interruptible, with_config_options)
 from ..memorization import CorruptLabelsConfig
 
@@ -99,25 +99,15 @@ def _percent(value: Optional[float]) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-class ExperimentProgress:
+class ExperimentProgress(ProgressView):
     """A line per sub-run on stderr, with an epoch bar while it trains."""
 
     def __init__(self, config: CorruptLabelsConfig):
+        super().__init__()
         self.total = len(config.fraction) * len(config.methods)
         self.done = 0
-        self.progress = new_progress()
         self.task = None
         self.current = ""
-
-    def __enter__(self):
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    def stop(self):
-        self.progress.stop()
 
     def on_run_start(self, info: dict) -> None:
         self.done += 1

@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from ..gan.config import GanConfig
-from .common import (CONFIG_OPTION, DEBUG_OPTION, JSON_OPTION, console, explicit_keys, new_progress, print_json,
+from .common import (CONFIG_OPTION, DEBUG_OPTION, JSON_OPTION, console, explicit_keys, ProgressView, print_json,
                      run_guarded, run_interruptible, with_config_options)
 
 HELP = ("Train a standard GAN and a mixup GAN (alpha 0.2) on toy 2-D data (ring: 8 modes, grid: 25 modes) as in "
@@ -62,23 +62,13 @@ def gan(
     run_guarded(debug, body)
 
 
-class GanProgress:
+class GanProgress(ProgressView):
     """Rich progress on stderr: sub-runs done, and the current sub-run's iterations."""
 
     def __init__(self, config: GanConfig):
+        super().__init__()
         self.config = config
-        self.progress = new_progress()
         self.total = self.current = None
-
-    def __enter__(self):
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    def stop(self):
-        self.progress.stop()
 
     def on_subrun_start(self, sub, index, total, start_iteration):
         if self.total is None:

@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from ..config import TrainConfig, resolve_config, to_dict
-from .common import (CONFIG_OPTION, DEBUG_OPTION, JSON_OPTION, console, explicit_keys, new_progress, print_json,
+from .common import (CONFIG_OPTION, DEBUG_OPTION, JSON_OPTION, console, explicit_keys, ProgressView, print_json,
                      run_guarded, run_interruptible, with_config_options)
 
 HELP = ("Train a model with mixup (alpha > 0) or ERM (alpha = 0). With no flags: mixup (alpha=1) on the "
@@ -72,23 +72,13 @@ def train(
     run_guarded(debug, body)
 
 
-class TrainProgress:
+class TrainProgress(ProgressView):
     """Rich progress on stderr: an epoch bar and a batch bar with loss, samples/s and ETA."""
 
     def __init__(self, config: TrainConfig):
+        super().__init__()
         self.config = config
-        self.progress = new_progress()
         self.epochs = self.batches = None
-
-    def __enter__(self):
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    def stop(self):
-        self.progress.stop()
 
     def on_start(self, info: dict) -> None:
         console.print(f"training [bold]{self.config.model}[/] ({info['parameters']:,} parameters) on "
