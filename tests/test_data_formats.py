@@ -219,7 +219,11 @@ def test_speech_commands_spectrograms_and_splits(tmp_path):
     write_speech(tmp_path)
     train = load_dataset("speechcommands", "train", str(tmp_path))
     test = load_dataset("speechcommands", "test", str(tmp_path))
-    assert len(train) == 6 and len(test) == 3  # 4 clips per word: 2 train, 1 validation (unused), 1 test
+    validation = load_dataset("speechcommands", "validation", str(tmp_path))
+    assert len(train) == 6 and len(validation) == 3 and len(test) == 3  # 4 clips per word: 2 train, 1 each
+    # the validation clips are the list's: yes/no/up number 1, none of them in training or test
+    assert sorted(validation.labels.tolist()) == sorted(CLASSES.index(w) for w in ("yes", "no", "up"))
+    assert not any(torch.equal(v, t) for v in validation.inputs for t in torch.cat([train.inputs, test.inputs]))
     assert train.inputs.shape == (6, 1, 160, 101)
     assert sorted(set(train.labels.tolist())) == sorted(CLASSES.index(w) for w in ("yes", "no", "up"))
     full = train.inputs[1].float()  # yes/00000003 (a full one-second clip)
@@ -241,11 +245,25 @@ def test_speech_commands_missing_lists(tmp_path):
         load_dataset("speechcommands", "train", str(tmp_path))
 
 
-def test_speech_commands_trains_one_epoch(cli, tmp_path):
+def test_speech_commands_trains_one_epoch_and_reports_validation_and_test(cli, tmp_path):
+    """Table 4 reports validation and test error: the trainer evaluates both splits every epoch."""
     write_speech(tmp_path / "data" / "speech_commands_v0.01")
     config = tmp_path / "tiny.yaml"
     config.write_text("model: small-cnn\nmodel_options: {width: 4}\n")
-    train_one_epoch(cli, tmp_path, "speechcommands", tmp_path / "data", "--config", config)
+    summary = train_one_epoch(cli, tmp_path, "speechcommands", tmp_path / "data", "--config", config)
+    assert 0 <= summary["validation_error"] <= 100 and summary["best_validation_epoch"] == 1
+    record = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0]
+    assert '"validation_error"' in record and '"test_error"' in record
+    evaluated = cli("eval", "--ckpt", tmp_path / "run", "--split", "validation", "--json").json()
+    assert evaluated["split"] == "validation" and evaluated["n"] == 3
+    assert evaluated["validation_error"] == pytest.approx(summary["validation_error"])
+    assert evaluated["last_validation_error"] == pytest.approx(summary["validation_error"])
+
+
+def test_validation_split_refused_where_the_dataset_has_none(cli, digits_runs):
+    result = cli("eval", "--ckpt", digits_runs["erm"], "--split", "validation")
+    assert result.exit_code == 2
+    assert "dataset 'digits' has no split 'validation'" in result.stderr and "train, test" in result.stderr
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mixup_cli.evaluate_checkpoint import history_statistics
+from mixup_cli.runs import history_statistics
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

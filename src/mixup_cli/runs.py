@@ -82,3 +82,19 @@ def read_metrics(run_dir: Path) -> list[dict]:
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def history_statistics(history: list[dict], split: str = "test") -> dict:
+    """The paper's ways of reading a run's per-epoch errors on `split`: the best epoch's (Table 2
+    "best"), the last epoch's (Table 2 "last") and the median over the last 10 epochs (§3.8).
+    All None when the history has no such errors (no metrics.jsonl, or no such split)."""
+    key = f"{split}_error"
+    epoch_key = "best_epoch" if split == "test" else f"best_{split}_epoch"
+    names = (f"best_{key}", epoch_key, f"last_{key}", f"median_last10_{key}", "epochs_run")
+    rows = [r for r in history if r.get(key) is not None]
+    if not rows:
+        return dict.fromkeys(names)
+    best = min(rows, key=lambda r: r[key])
+    tail = sorted(r[key] for r in rows[-10:])
+    median = (tail[(len(tail) - 1) // 2] + tail[len(tail) // 2]) / 2
+    return dict(zip(names, (best[key], best["epoch"], rows[-1][key], median, rows[-1]["epoch"])))

@@ -104,6 +104,7 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False, callbacks: O
         spec.download(config.data_dir)
     train_set = apply_label_file(spec.load("train", config.data_dir, augment=True), config.labels, spec)
     test_set = spec.load("test", config.data_dir)
+    validation_set = spec.load("validation", config.data_dir) if spec.has_validation else None
 
     model, model_record = _build(config, spec)
     model.to(device)
@@ -127,8 +128,10 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False, callbacks: O
     train_batches = make_batches(train_set, config.batch_size, device, shuffle=True, augment=spec.augment,
                                  seed=config.seed, workers=speed.workers, drop_last=True,
                                  on_device=speed.data_on_device, **shard)
-    test_batches = make_batches(test_set, config.eval_batch_size, device, shuffle=False, workers=speed.workers,
-                                on_device=speed.data_on_device, **shard)
+    test_batches, validation_batches = (
+        make_batches(split, config.eval_batch_size, device, shuffle=False, workers=speed.workers,
+                     on_device=speed.data_on_device, **shard) if split is not None else None
+        for split in (test_set, validation_set))
     # DDP averages gradients across ranks; the unwrapped `model` is what is evaluated and saved.
     step_model = model
     if dist.enabled:
@@ -198,13 +201,17 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False, callbacks: O
         if not math.isfinite(train_loss):
             raise RunError(f"loss became {train_loss} in epoch {epoch + 1}; the last good checkpoint is kept in "
                            f"{run_dir}. Lower --lr or check the data")
-        metrics = evaluate(model, test_batches, spec.num_classes, autocast_dtype,
-                           all_reduce=dist.all_reduce_sum if dist.enabled else None)
+        reduce = dist.all_reduce_sum if dist.enabled else None
+        metrics = evaluate(model, test_batches, spec.num_classes, autocast_dtype, all_reduce=reduce)
         record = {"epoch": epoch + 1, "lr": learning_rate(epoch + 1, config, dist.world_size), "alpha": alpha,
                   "train_loss": train_loss, "test_loss": metrics["loss"], "test_error": metrics["top1_error"],
                   "test_top5_error": metrics["top5_error"], "epoch_seconds": epoch_seconds,
                   "samples_per_second": dist.world_size * min(steps * config.batch_size, len(train_set)) / epoch_seconds,
                   "peak_memory_mb": peak_memory_mb(device)}
+        if validation_batches is not None:
+            held_out = evaluate(model, validation_batches, spec.num_classes, autocast_dtype, all_reduce=reduce)
+            record.update(validation_loss=held_out["loss"], validation_error=held_out["top1_error"],
+                          validation_top5_error=held_out["top5_error"])
         state = TrainState(epoch=epoch + 1, history=state.history + [record])
         if dist.is_main:
             runs.append_metrics(run_dir, record)
@@ -228,18 +235,23 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False, callbacks: O
 def summarize(config: TrainConfig, history: list[dict], run_dir: Path, parameters: int, device: str,
               samples: int, seconds: float, peak_mb: float) -> dict:
     last = history[-1]
-    best = min(history, key=lambda r: r["test_error"])
-    tail = sorted(r["test_error"] for r in history[-10:])
-    median_last10 = (tail[(len(tail) - 1) // 2] + tail[len(tail) // 2]) / 2
-    total_seconds = sum(r["epoch_seconds"] for r in history)
-    return {
+    test = runs.history_statistics(history)
+    summary = {
         "dataset": config.dataset, "model": config.model, "method": config.method, "alpha": config.alpha,
-        "epochs": config.epochs, "test_error": last["test_error"], "best_test_error": best["test_error"],
-        "best_epoch": best["epoch"], "median_last10_test_error": median_last10,
+        "epochs": config.epochs, "test_error": last["test_error"], "best_test_error": test["best_test_error"],
+        "best_epoch": test["best_epoch"], "median_last10_test_error": test["median_last10_test_error"],
         "test_top5_error": last["test_top5_error"], "test_loss": last["test_loss"], "train_loss": last["train_loss"],
-        "seconds": total_seconds,
+    }
+    if last.get("validation_error") is not None:  # datasets with a validation split (Speech Commands, Table 4)
+        validation = runs.history_statistics(history, "validation")
+        summary.update(validation_error=last["validation_error"], best_validation_error=validation[
+            "best_validation_error"], best_validation_epoch=validation["best_validation_epoch"],
+            median_last10_validation_error=validation["median_last10_validation_error"])
+    summary.update({
+        "seconds": sum(r["epoch_seconds"] for r in history),
         "samples_per_second": (samples / seconds) if seconds > 0 else None,
         "peak_memory_mb": peak_mb, "parameters": parameters, "device": device, "seed": config.seed,
         "run_dir": str(run_dir), "checkpoint": str(Path(run_dir) / runs.LAST),
         "best_checkpoint": str(Path(run_dir) / runs.BEST),
-    }
+    })
+    return summary

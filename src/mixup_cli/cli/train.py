@@ -102,6 +102,8 @@ class TrainProgress(ProgressView):
         if record["epoch"] < self.config.epochs:
             self.progress.reset(self.batches, total=self.progress.tasks[self.batches].total)
         top5 = f"  top-5 {record['test_top5_error']:.2f}%" if record["test_top5_error"] is not None else ""
+        if record.get("validation_error") is not None:
+            top5 += f"  validation error {record['validation_error']:.2f}%"
         self.progress.console.print(
             f"epoch {record['epoch']:>3}/{self.config.epochs}  lr {record['lr']:.4g}  train loss "
             f"{record['train_loss']:.4f}  test loss {record['test_loss']:.4f}  test error "

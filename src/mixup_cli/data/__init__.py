@@ -14,8 +14,6 @@ from ..errors import ConfigError
 from ..registry import Registry, suggest
 from .tensor_split import TensorSplit
 
-SPLITS = ("train", "test")
-
 
 @dataclasses.dataclass(frozen=True)
 class DatasetSpec:
@@ -32,10 +30,17 @@ class DatasetSpec:
     pixel_levels: Optional[int] = None  # images: levels per unit of input (255), used by attacks
     description: str = ""
     download: Optional[Callable[[Optional[str]], None]] = None  # data_dir -> fetch the files (--download)
+    # Splits the loader knows. A "validation" split is evaluated every epoch beside the test split.
+    splits: tuple[str, ...] = ("train", "test")
+
+    @property
+    def has_validation(self) -> bool:
+        return "validation" in self.splits
 
     def load(self, split: str, data_dir: Optional[str] = None, augment: bool = False):
-        if split not in SPLITS:
-            raise ConfigError(f"unknown split '{split}'{suggest(split, list(SPLITS))}; choose one of: {', '.join(SPLITS)}")
+        if split not in self.splits:
+            raise ConfigError(f"dataset '{self.name}' has no split '{split}'{suggest(split, list(self.splits))}; "
+                              f"choose one of: {', '.join(self.splits)}")
         return self.loader(split, data_dir, augment)
 
 

@@ -5,8 +5,8 @@ The released folder layout under --data-dir (or its speech_commands_v0.01/ subfo
     <word>/<speaker>_nohash_<n>.wav     30 word folders of 16 kHz, 16-bit mono, ~1 s clips
     validation_list.txt, testing_list.txt   relative paths of the validation and test clips
 
-The training split is every clip in neither list; the test split is testing_list.txt (the
-validation list is held out of training and otherwise unused). WAV files are decoded with
+The training split is every clip in neither list; the validation and test splits are the clips of
+validation_list.txt and testing_list.txt (Table 4 reports both; the trainer evaluates both). WAV files are decoded with
 Python's own `wave` module, so no ffmpeg is needed.
 
 Spectrograms as in §3.3 and the Google-commands code it used (Adi, GCommandsPytorch): STFT
@@ -55,8 +55,8 @@ def split_files(root: Path, split: str) -> list[str]:
     """Relative paths ('yes/0a7c2a8d_nohash_0.wav') of the split's clips, sorted."""
     held_out = {name: {line.strip() for line in (root / name).read_text().splitlines() if line.strip()}
                 for name in LISTS}
-    if split == "test":
-        return sorted(held_out["testing_list.txt"])
+    if split in ("test", "validation"):
+        return sorted(held_out["testing_list.txt" if split == "test" else "validation_list.txt"])
     missing = [word for word in CLASSES if not (root / word).is_dir()]
     if missing:
         raise ConfigError(f"speechcommands: '{root}' lacks the word folders {', '.join(missing[:5])}"
@@ -150,6 +150,6 @@ def _load(split: str, data_dir, augment: bool) -> TensorSplit:
 SPEECH_COMMANDS = register_dataset(DatasetSpec(
     name="speechcommands", num_classes=len(CLASSES), input_shape=(1, BINS, FRAMES),
     mean=(0.0,), std=(1.0,),  # already normalized per utterance
-    default_model="vgg11", loader=_load,
+    default_model="vgg11", loader=_load, splits=("train", "validation", "test"),
     description="Speech Commands v0.01, 30 words, 160x101 spectrograms",
 ))
