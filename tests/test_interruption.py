@@ -1,5 +1,6 @@
 """Nothing lost: signals, SIGKILL and diverging losses, against a real `mixup train` process."""
 import json
+import math
 import os
 import signal
 import subprocess
@@ -117,3 +118,53 @@ def test_a_diverging_loss_through_the_cli_is_one_line_and_exit_1(cli, tmp_path):
     result = cli("train", "--epochs", "2", "--lr", "1e30", "--weight-decay", "0", "--out", tmp_path / "run")
     assert result.exit_code == 1
     assert "loss became" in result.stderr and "epoch 1, step" in result.stderr and "Traceback" not in result.stderr
+
+
+def poisoned_mixer(monkeypatch, poisoned_steps):
+    """Make the inputs of the given (epoch, step) batches NaN, as a bad record or an overflow would."""
+    import mixup_cli.trainer as trainer_module
+
+    original = trainer_module.build_mixer
+    calls = []
+
+    def build(*args, **kwargs):
+        mixer = original(*args, **kwargs)
+
+        class Poisoning:
+            needs_index = mixer.needs_index
+
+            def __call__(self, inputs, *rest):
+                calls.append(len(calls))
+                if len(calls) - 1 in poisoned_steps:
+                    inputs = torch.full_like(inputs, float("nan"))
+                return mixer(inputs, *rest)
+
+        return Poisoning()
+
+    monkeypatch.setattr(trainer_module, "build_mixer", build)
+    return calls
+
+
+def test_on_nonfinite_skip_drops_the_bad_steps_and_keeps_training(tmp_path, monkeypatch):
+    poisoned_mixer(monkeypatch, {3, 30})  # digits: 22 steps an epoch, so epoch 1 step 4 and epoch 2 step 9
+    config = resolve_config(TrainConfig, None, {"epochs": 2, "on_nonfinite": "skip", "out": str(tmp_path)})
+    summary = train(config, tmp_path)
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["skipped_steps"] for r in records] == [1, 1]
+    assert math.isfinite(summary["train_loss"]) and summary["test_error"] < 50
+    saved = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert all(torch.isfinite(v).all() for v in saved["state_dict"].values() if v.is_floating_point())
+
+
+def test_without_skip_the_same_bad_step_stops_the_run(tmp_path, monkeypatch):
+    poisoned_mixer(monkeypatch, {3})
+    config = resolve_config(TrainConfig, None, {"epochs": 2, "out": str(tmp_path)})
+    with pytest.raises(RunError, match=r"epoch 1, step 4\b.*--on-nonfinite skip"):
+        train(config, tmp_path)
+
+
+def test_an_epoch_of_only_bad_steps_stops_even_when_skipping(tmp_path, monkeypatch):
+    poisoned_mixer(monkeypatch, set(range(22)))
+    config = resolve_config(TrainConfig, None, {"epochs": 2, "on_nonfinite": "skip", "out": str(tmp_path)})
+    with pytest.raises(RunError, match="every step of epoch 1"):
+        train(config, tmp_path)

@@ -282,6 +282,10 @@ class TrainConfig:
     warmup_start_lr: Optional[float] = option(None, "Learning rate at the start of warm-up; default the peak lr/10, "
                                               "or lr itself when lr_scale_batch scales it up (Goyal et al.).", min=0.0)
     erm_warmup_epochs: int = option(0, "Epochs of plain ERM before mixup starts (the speech recipe, §3.3).", min=0)
+    on_nonfinite: str = option("stop", "What a non-finite loss or gradient does: stop (exit 1, keeping the last "
+                               "good checkpoint) or skip (drop that step's update and go on; checks every step, "
+                               "which costs a host-device sync per step on CUDA). A resumed run may switch to skip.",
+                               choices=["stop", "skip"])
     seed: int = option(0, "Random seed: fixes initialization, data order, augmentation and mixup draws.", min=0)
     device: str = option("auto", "auto | cpu | cuda | cuda:N (auto = CUDA when present).")
     bf16: Optional[bool] = option(None, "bf16 autocast of the forward pass; default on for CUDA GPUs that support "

@@ -35,7 +35,7 @@ from .speed import compile_model, resolve_speed, set_layout, to_layout
 
 # Keys a resumed run may change; any other difference from the checkpoint's config is refused.
 RESUMABLE_CHANGES = ("epochs", "device", "out", "workers", "eval_batch_size", "threads", "compile",
-                     "data_on_device")
+                     "data_on_device", "on_nonfinite")
 
 
 class Interrupted(errors.Interrupted):
@@ -62,6 +62,7 @@ class TrainState:
     step: int = 0  # steps finished inside the current epoch (non-zero only after an interruption)
     loss_sum: float = 0.0  # training loss summed over the steps of the current epoch
     seconds: float = 0.0  # training seconds spent in the current epoch
+    skipped: int = 0  # steps of the current epoch dropped for a non-finite loss or gradient (on_nonfinite skip)
     history: list = dataclasses.field(default_factory=list)
 
 
@@ -82,6 +83,15 @@ def _build(config: TrainConfig, spec):
                     "options": {k: v for k, v in options.items() if v is not None},
                     "mean": list(spec.mean), "std": list(spec.std)}
     return model, model_record
+
+
+def _finite_step(loss: torch.Tensor, parameters: list, dist, device: torch.device) -> bool:
+    """Whether this step's loss and gradients are all finite, agreed by every rank (one host sync)."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    total = loss.detach().float()
+    if grads:  # a norm is finite only when every entry is: one reduction instead of one check per tensor
+        total = total + torch.nn.utils.get_total_norm(grads).float()
+    return not dist.any(not math.isfinite(total.item()), device)
 
 
 def check_resume_config(saved: dict, given: dict, explicit: set[str]) -> None:
@@ -140,6 +150,9 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False, callbacks: O
     step_model = compile_model(step_model, speed)
     steps = len(train_batches)
     mixer = build_mixer(config, model=model, train_set=train_set, device=device)
+    skip_nonfinite = config.on_nonfinite == "skip"
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    buffers = list(model.buffers())  # BatchNorm's running statistics: a skipped step must not move them
     perm_generator = torch.Generator(device=device)
     callbacks.on_start({"device": str(device), "parameters": count_parameters(model), "steps_per_epoch": steps,
                         "train_size": len(train_set), "test_size": len(test_set), "start_epoch": state.epoch,
@@ -159,6 +172,7 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False, callbacks: O
     for epoch in range(state.epoch, config.epochs):
         alpha = 0.0 if epoch < config.erm_warmup_epochs else config.alpha
         loss_sum = torch.tensor(state.loss_sum, device=device)
+        skipped = state.skipped
         started = time.perf_counter()
         epoch_samples = 0
         batches = train_batches.epoch(epoch, state.step, with_index=mixer.needs_index)  # knn needs dataset indices
@@ -171,24 +185,33 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False, callbacks: O
             perm_generator.manual_seed(mix_seed)
             rng = np.random.default_rng(mix_seed)
             batch = mixer(to_layout(inputs, speed), labels, alpha, rng, perm_generator, *index)
+            kept_buffers = [b.clone() for b in buffers] if skip_nonfinite else None
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast_dtype is not None):
                 loss = batch.loss(batch.forward(step_model).float())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach()
-            epoch_samples += len(labels)
             done = step + 1
+            if skip_nonfinite and not _finite_step(loss, parameters, dist, device):
+                optimizer.zero_grad(set_to_none=True)  # the weights and the optimizer's state stay as they were
+                for buffer, kept in zip(buffers, kept_buffers):
+                    buffer.copy_(kept)
+                skipped += 1
+            else:
+                optimizer.step()
+                loss_sum += loss.detach()
+            epoch_samples += len(labels)
             # Host-device syncs: only at logging points on CUDA, every step on the CPU (free there).
             if not cuda or done % log_every == 0 or done == steps:
                 running = loss_sum.item()
                 if not math.isfinite(running):
                     raise RunError(f"loss became {running} at epoch {epoch + 1}, step {done}; the last good "
-                                   f"checkpoint is kept in {run_dir}. Lower --lr or check the data")
-                callbacks.on_step(epoch, done, steps, running / done, epoch_samples / max(time.perf_counter() - started, 1e-9))
+                                   f"checkpoint is kept in {run_dir}. Lower --lr, check the data, or resume "
+                                   f"with --on-nonfinite skip to drop such steps")
+                callbacks.on_step(epoch, done, steps, running / max(done - skipped, 1),
+                                  epoch_samples / max(time.perf_counter() - started, 1e-9))
             # Under torchrun a stop request is honoured at the epoch's end, where all ranks agree on it.
             if not dist.enabled and should_stop() and done < steps:
-                state.step, state.loss_sum = done, loss_sum.item()
+                state.step, state.loss_sum, state.skipped = done, loss_sum.item(), skipped
                 state.seconds += time.perf_counter() - started
                 save_checkpoint(checkpoint_payload(), run_dir / runs.LAST)
                 raise Interrupted(run_dir / runs.LAST, epoch, done)
@@ -197,7 +220,11 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False, callbacks: O
         epoch_seconds = state.seconds + time.perf_counter() - started
         trained_samples += epoch_samples
         trained_seconds += time.perf_counter() - started
-        train_loss = dist.all_reduce_sum(loss_sum.clone()).item() / (steps * dist.world_size)
+        if skipped == steps:
+            raise RunError(f"every step of epoch {epoch + 1} had a non-finite loss or gradient and was skipped; "
+                           f"the last good checkpoint is kept in {run_dir}. Lower --lr or check the data")
+        # skip decisions are made jointly, so every rank skipped the same steps
+        train_loss = dist.all_reduce_sum(loss_sum.clone()).item() / ((steps - skipped) * dist.world_size)
         if not math.isfinite(train_loss):
             raise RunError(f"loss became {train_loss} in epoch {epoch + 1}; the last good checkpoint is kept in "
                            f"{run_dir}. Lower --lr or check the data")
@@ -208,6 +235,8 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False, callbacks: O
                   "test_top5_error": metrics["top5_error"], "epoch_seconds": epoch_seconds,
                   "samples_per_second": dist.world_size * min(steps * config.batch_size, len(train_set)) / epoch_seconds,
                   "peak_memory_mb": peak_memory_mb(device)}
+        if skip_nonfinite:
+            record["skipped_steps"] = skipped
         if validation_batches is not None:
             held_out = evaluate(model, validation_batches, spec.num_classes, autocast_dtype, all_reduce=reduce)
             record.update(validation_loss=held_out["loss"], validation_error=held_out["top1_error"],
