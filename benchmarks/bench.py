@@ -37,7 +37,7 @@ from mixup_cli.devices import resolve_device
 from mixup_cli.evaluation import evaluate
 from mixup_cli.mixing import build_mixer
 from mixup_cli.models import Normalized, build_model
-from mixup_cli.speed import compile_model, resolve_speed, set_layout, to_layout
+from mixup_cli.speed import compile_model, configure_torch, resolve_speed, set_layout, to_layout
 from mixup_cli.trainer import peak_memory_mb, train
 
 
@@ -125,6 +125,7 @@ def _step_runner(args, spec, device, inputs, labels, method, alpha):
                                                 "channels_last": args.channels_last, "compile": args.compile})
     mixer = build_mixer(config, model=model, device=device)
     rng, generator = np.random.default_rng(0), torch.Generator(device=device).manual_seed(0)
+    configure_torch(config, device)
     settings = resolve_speed(config, device, spec.input_shape)  # the trainer's precision and layout
     set_layout(model, settings)
     step_model = compile_model(model, settings)

@@ -135,3 +135,28 @@ def test_data_kept_in_host_memory_trains_the_same(cli, tmp_path):
     off = cli("train", "--epochs", "1", "--no-data-on-device", "--out", tmp_path / "off", "--json").json()
     assert off["data_on_device"] is False and on["data_on_device"] is True
     assert off["train_loss"] == on["train_loss"] and off["test_loss"] == on["test_loss"]
+
+
+def test_cuda_kernel_choices_autotune_by_default_and_are_repeatable_when_asked(monkeypatch):
+    """configure_torch's CUDA branch, checked without a GPU (it only sets process-wide flags)."""
+    from mixup_cli.speed import configure_torch
+
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", False)
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    precision = torch.get_float32_matmul_precision()
+    try:
+        configure_torch(config(), torch.device("cuda", 0))
+        assert torch.backends.cudnn.benchmark and not torch.backends.cudnn.deterministic
+        assert torch.get_float32_matmul_precision() == "high"
+        configure_torch(config(deterministic=True), torch.device("cuda", 0))
+        assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+        assert torch.are_deterministic_algorithms_enabled()
+        import os
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    finally:
+        torch.use_deterministic_algorithms(False)
+        torch.set_float32_matmul_precision(precision)
+    # the CPU leaves every flag alone
+    configure_torch(config(deterministic=True), torch.device("cpu"))
+    assert not torch.are_deterministic_algorithms_enabled()

@@ -25,24 +25,44 @@ class SpeedSettings:
     workers: int
     threads: int
     data_on_device: bool = True
+    deterministic: bool = False
 
     def describe(self) -> dict:
         return {"precision": "bf16 autocast" if self.autocast_dtype is not None else "fp32",
                 "channels_last": self.channels_last, "compile": self.compile_mode or "off",
-                "workers": self.workers, "threads": self.threads, "data_on_device": self.data_on_device}
+                "workers": self.workers, "threads": self.threads, "data_on_device": self.data_on_device,
+                "deterministic": self.deterministic}
 
 
 def _bf16_default(device: torch.device) -> bool:
     return device.type == "cuda" and torch.cuda.is_bf16_supported()
 
 
-def resolve_speed(config, device: torch.device, input_shape: tuple, local_processes: int = 1) -> SpeedSettings:
-    """The settings `config` asks for on `device`; sets torch's CPU thread count as a side effect.
+def configure_torch(config, device: torch.device) -> None:
+    """torch's process-wide settings for a run: CPU threads, and on CUDA the kernel choices.
 
-    `local_processes` training processes share this machine's cores (torchrun's LOCAL_WORLD_SIZE).
+    On CUDA, cuDNN autotunes its convolution algorithms for the fixed input shapes (cudnn.benchmark)
+    and fp32 matmuls may use TF32, unless `deterministic` asks for repeatable kernels instead.
     """
     if config.threads is not None:
         torch.set_num_threads(config.threads)
+    if device.type != "cuda":
+        return  # CPU kernels are deterministic for a fixed thread count already
+    torch.backends.cudnn.benchmark = not config.deterministic
+    torch.backends.cudnn.deterministic = config.deterministic
+    if config.deterministic:
+        # cuBLAS needs a fixed workspace for repeatable results; read when its first handle is made
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    else:
+        torch.set_float32_matmul_precision("high")
+
+
+def resolve_speed(config, device: torch.device, input_shape: tuple, local_processes: int = 1) -> SpeedSettings:
+    """The settings `config` asks for on `device`.
+
+    `local_processes` training processes share this machine's cores (torchrun's LOCAL_WORLD_SIZE).
+    """
     bf16 = config.bf16 if config.bf16 is not None else _bf16_default(device)
     images = len(input_shape) == 3  # channels_last is a layout of 4-D (N, C, H, W) batches
     channels_last = images and (config.channels_last if config.channels_last is not None else device.type == "cuda")
@@ -53,7 +73,8 @@ def resolve_speed(config, device: torch.device, input_shape: tuple, local_proces
         workers = min(CUDA_WORKERS, cores_each) if device.type == "cuda" else 0
     return SpeedSettings(autocast_dtype=torch.bfloat16 if bf16 else None, channels_last=channels_last,
                          compile_mode=None if config.compile == "off" else config.compile,
-                         workers=workers, threads=torch.get_num_threads(), data_on_device=config.data_on_device)
+                         workers=workers, threads=torch.get_num_threads(), data_on_device=config.data_on_device,
+                         deterministic=config.deterministic)
 
 
 def to_layout(inputs: torch.Tensor, settings: SpeedSettings) -> torch.Tensor:

@@ -31,7 +31,7 @@ from .mixing import build_mixer
 from .models import Normalized, build_model, count_parameters
 from .optim import build_optimizer, learning_rate, peak_learning_rate
 from .seeding import MIX, MODEL, derive_seed, seed_device_generators
-from .speed import compile_model, resolve_speed, set_layout, to_layout
+from .speed import compile_model, configure_torch, resolve_speed, set_layout, to_layout
 
 # Keys a resumed run may change; any other difference from the checkpoint's config is refused.
 RESUMABLE_CHANGES = ("epochs", "device", "out", "workers", "eval_batch_size", "threads", "compile",
@@ -116,6 +116,7 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False, callbacks: O
     test_set = spec.load("test", config.data_dir)
     validation_set = spec.load("validation", config.data_dir) if spec.has_validation else None
 
+    configure_torch(config, device)
     model, model_record = _build(config, spec)
     model.to(device)
     speed = resolve_speed(config, device, spec.input_shape, dist.local_world_size)
