@@ -151,7 +151,7 @@ def test_cuda_kernel_choices_autotune_by_default_and_are_repeatable_when_asked(m
         assert torch.get_float32_matmul_precision() == "high"
         configure_torch(config(deterministic=True), torch.device("cuda", 0))
         assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
-        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.are_deterministic_algorithms_enabled() and torch.get_float32_matmul_precision() == "highest"
         import os
         assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
     finally:

@@ -1,8 +1,9 @@
 """How a run uses its device: precision, memory layout, compilation, threads, where the data lives.
 
-Each TrainConfig key here defaults to None, "pick for this device": the GPU gets bf16 autocast,
-channels_last and DataLoader workers; the CPU keeps fp32, the default layout and no workers (the
-on-device TensorSplit path needs none). An explicit value always wins, on either device.
+bf16, channels_last and workers default to None, "pick for this device": the GPU gets bf16
+autocast, channels_last and DataLoader workers; the CPU keeps fp32, the default layout and no
+workers (the on-device TensorSplit path needs none). An explicit value always wins, on either device.
+compile, threads, data_on_device and deterministic mean the same everywhere.
 """
 from __future__ import annotations
 
@@ -54,8 +55,7 @@ def configure_torch(config, device: torch.device) -> None:
         # cuBLAS needs a fixed workspace for repeatable results; read when its first handle is made
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
-    else:
-        torch.set_float32_matmul_precision("high")
+    torch.set_float32_matmul_precision("highest" if config.deterministic else "high")  # "high" allows TF32
 
 
 def resolve_speed(config, device: torch.device, input_shape: tuple, local_processes: int = 1) -> SpeedSettings:
