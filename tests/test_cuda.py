@@ -36,3 +36,23 @@ def test_device_seeding_fixes_cuda_dropout():
     first = torch.nn.functional.dropout(x, 0.5)
     seed_device_generators(7, device)
     assert torch.equal(torch.nn.functional.dropout(x, 0.5), first)
+
+
+def test_deterministic_gpu_runs_repeat_exactly(cli, tmp_path):
+    runs = [cli("train", "--epochs", "1", "--device", "cuda", "--deterministic", "--out", tmp_path / f"r{i}",
+                "--json").json() for i in range(2)]
+    assert runs[0]["train_loss"] == runs[1]["train_loss"] and runs[0]["test_loss"] == runs[1]["test_loss"]
+
+
+def test_benchmark_smoke_on_cuda():
+    from test_benchmarks import run_bench
+
+    result, _ = run_bench("--device", "cuda")
+    assert result["device"].startswith("cuda") and result["peak_memory_mb"] > 0
+
+
+@pytest.mark.slow
+def test_compile_on_cuda(cli, tmp_path):
+    summary = cli("train", "--epochs", "2", "--device", "cuda", "--compile", "default", "--out", tmp_path / "c",
+                  "--json").json()
+    assert summary["compile"] == "default" and summary["test_error"] < 50
