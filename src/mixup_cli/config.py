@@ -306,7 +306,7 @@ class TrainConfig:
                                     "OMP_NUM_THREADS, which torchrun sets to 1).", min=1)
     deterministic: bool = option(False, "Repeatable GPU runs: deterministic cuDNN and cuBLAS kernels, no cuDNN "
                                  "autotuning and no TF32 (slower). Off, cuDNN picks the fastest algorithms for the "
-                                 "input shape. The CPU is repeatable either way.")
+                                 "input shape. The CPU is repeatable either way, for a fixed --threads.")
     data_on_device: bool = option(True, "Hold in-memory datasets (digits, tables, CIFAR, spectrograms) on the "
                                   "training device as one compact tensor and augment there; off keeps them in host "
                                   "memory and copies each batch (for a GPU short of memory).")
