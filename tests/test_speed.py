@@ -160,3 +160,26 @@ def test_cuda_kernel_choices_autotune_by_default_and_are_repeatable_when_asked(m
     # the CPU leaves every flag alone
     configure_torch(config(deterministic=True), torch.device("cpu"))
     assert not torch.are_deterministic_algorithms_enabled()
+
+
+def test_loader_workers_default_per_device_everywhere(monkeypatch):
+    """make_batches (eval, attack, corrupt-labels) and the trainer share one default for loader workers."""
+    from mixup_cli.data.batches import make_batches
+    from mixup_cli.speed import default_workers
+
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    assert default_workers(torch.device("cpu")) == 0
+    assert default_workers(torch.device("cuda", 0)) == 8 and default_workers(torch.device("cuda", 0), 4) == 4
+    per_sample = torch.utils.data.TensorDataset(torch.zeros(4, 2), torch.zeros(4, dtype=torch.long))
+    assert make_batches(per_sample, 2, torch.device("cpu"), shuffle=False).loader.num_workers == 0
+
+
+def test_corrupt_labels_speed_options_mean_what_trains_do(tmp_path):
+    from mixup_cli.memorization import CorruptLabelsConfig, train_config
+
+    experiment = resolve_config(CorruptLabelsConfig, None, {"dataset": "digits", "model": "small-cnn"})
+    assert experiment.bf16 is None and experiment.workers is None  # "pick for the device", as in train
+    labels = tmp_path / "labels.pt"
+    labels.touch()
+    sub = train_config(experiment, 0.2, "erm", tmp_path / "run", labels)
+    assert sub.bf16 is None and sub.workers is None

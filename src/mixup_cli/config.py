@@ -29,6 +29,12 @@ def option(default: Any, help: str, *, choices: Union[list, Callable[[], list], 
     return dataclasses.field(default=default, metadata=meta)
 
 
+def same_option(cls: type, name: str):
+    """A field declared like `cls`'s `name` (default, help, limits), for a config that passes it on."""
+    source = {f.name: f for f in dataclasses.fields(cls)}[name]
+    return dataclasses.field(default=source.default, metadata=source.metadata)
+
+
 def field_type(cls: type, name: str) -> Any:
     return _type_hints(cls)[name]
 

@@ -292,7 +292,8 @@ def subset_errors(predictions: torch.Tensor, labels: torch.Tensor, mask: torch.T
 
 
 def memorization_errors(model: torch.nn.Module, corrupted: CorruptedLabels, device: torch.device,
-                        data_dir: Optional[str] = None, batch_size: int = 512, workers: int = 0) -> dict:
+                        data_dir: Optional[str] = None, batch_size: int = 512,
+                        workers: Optional[int] = None) -> dict:
     """Evaluate `model` on the un-augmented training split against the corrupted labels, per subset."""
     from .data import get_dataset
     from .data.batches import make_batches

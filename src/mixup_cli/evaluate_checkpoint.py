@@ -13,8 +13,9 @@ from .errors import ConfigError
 from .evaluation import evaluate
 from .runs import history_statistics, read_metrics
 
+
 def evaluate_checkpoint(path: str, device: str = "auto", data_dir: Optional[str] = None,
-                        batch_size: int = 512, workers: int = 0, split: str = "test") -> dict:
+                        batch_size: int = 512, workers: Optional[int] = None, split: str = "test") -> dict:
     payload = load_checkpoint(path)
     config = payload["config"]
     spec = get_dataset(payload["dataset"]["name"])

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from . import runs
-from .config import TrainConfig, check_keys, load_yaml, option, resolve_config, to_dict
+from .config import TrainConfig, check_keys, load_yaml, option, resolve_config, same_option, to_dict
 from .errors import ConfigError
 from .registry import Registry
 
@@ -174,8 +174,9 @@ class CorruptLabelsConfig:
     gamma: float = option(0.1, "Factor of the step schedule.", min=0.0, min_exclusive=True)
     seed: int = option(0, "Training seed of every run (initialization, data order, mixup draws).", min=0)
     device: str = option("auto", "auto | cpu | cuda | cuda:N (auto = CUDA when present).")
-    bf16: bool = option(False, "bf16 autocast on CUDA.")
-    workers: int = option(0, "DataLoader worker processes, for datasets read from disk per sample.", min=0)
+    # Same meaning and defaults as TrainConfig's, which every sub-run receives.
+    bf16: Optional[bool] = same_option(TrainConfig, "bf16")
+    workers: Optional[int] = same_option(TrainConfig, "workers")
     out: Optional[str] = option(None, "Experiment directory; default runs/corrupt-labels-<dataset>-<time>.")
 
     def check(self) -> None:
@@ -410,14 +411,13 @@ def _memorization(run_dir: Path, corrupted, train_cfg: TrainConfig) -> dict:
     from .checkpoint import load_checkpoint, model_from_checkpoint
     from .corruption import memorization_errors
     from .devices import resolve_device
-    from .speed import resolve_speed
 
     cache = run_dir / MEMORIZATION
     if cache.is_file():
         return json.loads(cache.read_text())
     device = resolve_device(train_cfg.device)
     model = model_from_checkpoint(load_checkpoint(run_dir / runs.LAST, map_location=device)).to(device)
-    workers = resolve_speed(train_cfg, device, input_shape=()).workers
-    errors = memorization_errors(model, corrupted, device, train_cfg.data_dir, train_cfg.eval_batch_size, workers)
+    errors = memorization_errors(model, corrupted, device, train_cfg.data_dir, train_cfg.eval_batch_size,
+                                 train_cfg.workers)
     runs.write_text_atomic(cache, json.dumps(errors, indent=2) + "\n")
     return errors

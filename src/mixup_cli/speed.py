@@ -35,6 +35,14 @@ class SpeedSettings:
                 "deterministic": self.deterministic}
 
 
+def default_workers(device: torch.device, local_processes: int = 1) -> int:
+    """DataLoader workers when none are asked for: none on the CPU (they would compete with the
+    model for the cores), else CUDA_WORKERS, at most this process's share of the cores."""
+    if device.type != "cuda":
+        return 0
+    return min(CUDA_WORKERS, max((os.cpu_count() or 1) // local_processes, 1))
+
+
 def _bf16_default(device: torch.device) -> bool:
     return device.type == "cuda" and torch.cuda.is_bf16_supported()
 
@@ -66,11 +74,7 @@ def resolve_speed(config, device: torch.device, input_shape: tuple, local_proces
     bf16 = config.bf16 if config.bf16 is not None else _bf16_default(device)
     images = len(input_shape) == 3  # channels_last is a layout of 4-D (N, C, H, W) batches
     channels_last = images and (config.channels_last if config.channels_last is not None else device.type == "cuda")
-    if config.workers is not None:
-        workers = config.workers
-    else:
-        cores_each = max((os.cpu_count() or 1) // local_processes, 1)
-        workers = min(CUDA_WORKERS, cores_each) if device.type == "cuda" else 0
+    workers = config.workers if config.workers is not None else default_workers(device, local_processes)
     return SpeedSettings(autocast_dtype=torch.bfloat16 if bf16 else None, channels_last=channels_last,
                          compile_mode=None if config.compile == "off" else config.compile,
                          workers=workers, threads=torch.get_num_threads(), data_on_device=config.data_on_device,

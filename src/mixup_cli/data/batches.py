@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..seeding import AUGMENT, ORDER, derive_seed
+from ..speed import default_workers
 from .augment import AUGMENTATIONS
 from .tensor_split import TensorSplit
 
@@ -144,12 +145,14 @@ def _loader_shard(n: int, rank: int, world_size: int, shuffle: bool) -> list[int
 
 
 def make_batches(dataset: Dataset, batch_size: int, device: torch.device, shuffle: bool,
-                 augment: Optional[str] = None, seed: int = 0, workers: int = 0, drop_last: bool = False,
-                 rank: int = 0, world_size: int = 1, on_device: bool = True):
-    """TensorBatches for a TensorSplit (held on the device when `on_device`), else a DataLoader."""
+                 augment: Optional[str] = None, seed: int = 0, workers: Optional[int] = None,
+                 drop_last: bool = False, rank: int = 0, world_size: int = 1, on_device: bool = True):
+    """TensorBatches for a TensorSplit (held on the device when `on_device`), else a DataLoader with
+    `workers` processes (default: speed.default_workers for the device)."""
     if isinstance(dataset, TensorSplit):
         return TensorBatches(dataset, batch_size, device, shuffle, augment, seed, drop_last, rank, world_size,
                              on_device)
     if world_size > 1:
         dataset = torch.utils.data.Subset(dataset, _loader_shard(len(dataset), rank, world_size, shuffle))
+    workers = workers if workers is not None else default_workers(device)
     return LoaderBatches(dataset, batch_size, device, shuffle, seed, workers, drop_last)
