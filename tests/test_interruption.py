@@ -168,3 +168,22 @@ def test_an_epoch_of_only_bad_steps_stops_even_when_skipping(tmp_path, monkeypat
     config = resolve_config(TrainConfig, None, {"epochs": 2, "on_nonfinite": "skip", "out": str(tmp_path)})
     with pytest.raises(RunError, match="every step of epoch 1"):
         train(config, tmp_path)
+
+
+def test_resume_with_on_nonfinite_skip_gets_past_the_step_that_stopped_the_run(cli, tmp_path, monkeypatch):
+    """The user's way out of a NaN stop, through the CLI: a plain resume would meet the same bad step."""
+    out = tmp_path / "run"
+    poisoned_mixer(monkeypatch, {25})  # epoch 2, step 4 of the first process's batches
+    stopped = cli("train", "--epochs", "2", "--out", out)
+    assert stopped.exit_code == 1 and "--on-nonfinite skip" in stopped.stderr
+    poisoned_mixer(monkeypatch, {3})  # the resumed process starts at epoch 2 step 1: the same bad batch
+    resumed = cli("train", "--resume", "--out", out, "--on-nonfinite", "skip", "--json")
+    assert resumed.exit_code == 0, resumed.stderr
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(records) == 2 and records[1]["skipped_steps"] == 1
+
+
+def test_on_nonfinite_refuses_unknown_values(cli, tmp_path):
+    result = cli("train", "--on-nonfinite", "ignore", "--out", tmp_path / "run")
+    assert result.exit_code == 2 and "choose one of: stop, skip" in result.stderr
+    assert not (tmp_path / "run").exists()

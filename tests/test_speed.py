@@ -183,3 +183,15 @@ def test_corrupt_labels_speed_options_mean_what_trains_do(tmp_path):
     labels.touch()
     sub = train_config(experiment, 0.2, "erm", tmp_path / "run", labels)
     assert sub.bf16 is None and sub.workers is None
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--compile", "fast", "choose one of: off, default, reduce-overhead, max-autotune"),
+    ("--lr-scale-batch", "0", "'lr_scale_batch' must be at least 1"),
+    ("--threads", "0", "'threads' must be at least 1"),
+    ("--workers", "-1", "'workers' must be at least 0"),
+])
+def test_speed_options_refuse_bad_values_in_one_line(cli, tmp_path, flag, value, message):
+    result = cli("train", flag, value, "--out", tmp_path / "run")
+    assert result.exit_code == 2 and message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()
