@@ -18,7 +18,7 @@ import torch
 torch.set_num_threads(1)
 THREADS_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = Path(__file__).resolve().parents[1]
 
 
 @dataclass
