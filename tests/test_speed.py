@@ -1,4 +1,5 @@
 """Speed settings (issue 8): device defaults, channels_last, torch.compile, bf16, threads, lr scaling."""
+import copy
 import json
 
 import pytest
@@ -60,12 +61,30 @@ def test_lr_scale_batch_sets_the_recorded_learning_rate(cli, tmp_path):
     assert "peak lr 0.025" in result.stderr
 
 
-def test_channels_last_trains_to_the_same_numbers(cli, tmp_path):
-    plain = cli("train", "--epochs", "2", "--out", tmp_path / "plain", "--json").json()
-    last = cli("train", "--epochs", "2", "--channels-last", "--out", tmp_path / "cl", "--json").json()
-    assert last["channels_last"] is True and plain["channels_last"] is False
-    assert last["train_loss"] == pytest.approx(plain["train_loss"], rel=1e-4)
-    assert last["test_loss"] == pytest.approx(plain["test_loss"], rel=1e-4)
+def test_channels_last_changes_one_step_only_by_float_rounding():
+    """channels_last is a memory layout: one forward and backward agree with the default layout up to
+    fp32 rounding (convolutions sum in another order). Only one step is compared: trained runs drift
+    apart by amounts that depend on the CPU's kernels."""
+    from mixup_cli.models import build_model
+
+    torch.manual_seed(0)
+    plain = build_model("small-cnn", 10, (1, 8, 8))
+    layout = copy.deepcopy(plain).to(memory_format=torch.channels_last)
+    x, y = torch.rand(32, 1, 8, 8), torch.arange(32) % 10
+    outputs = []
+    for model, inputs in ((plain, x), (layout, x.contiguous(memory_format=torch.channels_last))):
+        logits = model(inputs)
+        torch.nn.functional.cross_entropy(logits, y).backward()
+        outputs.append([logits.detach()] + [p.grad for p in model.parameters()])
+    tolerance = 1000 * torch.finfo(torch.float32).eps  # ~1e-4 relative: far above one step's rounding
+    for a, b in zip(*outputs):
+        assert torch.allclose(a, b, rtol=tolerance, atol=tolerance * a.abs().max().item())
+
+
+def test_channels_last_runs_through_the_cli(cli, tmp_path):
+    summary = cli("train", "--epochs", "1", "--channels-last", "--out", tmp_path / "cl", "--json").json()
+    assert summary["channels_last"] is True
+    assert summary["train_loss"] < 2.3  # below chance (ln 10) after one epoch
 
 
 def test_compile_wraps_the_training_step_and_saves_plain_weights(cli, tmp_path, monkeypatch):
@@ -79,10 +98,11 @@ def test_compile_wraps_the_training_step_and_saves_plain_weights(cli, tmp_path, 
         return real_compile(module, backend="eager")
 
     monkeypatch.setattr(torch, "compile", traced_eagerly)
-    plain = cli("train", "--epochs", "2", "--out", tmp_path / "plain", "--json").json()
-    compiled = cli("train", "--epochs", "2", "--compile", "max-autotune", "--out", tmp_path / "c", "--json").json()
+    plain = cli("train", "--epochs", "1", "--out", tmp_path / "plain", "--json").json()
+    compiled = cli("train", "--epochs", "1", "--compile", "max-autotune", "--out", tmp_path / "c", "--json").json()
     assert modes == ["max-autotune"] and compiled["compile"] == "max-autotune"
-    assert compiled["train_loss"] == pytest.approx(plain["train_loss"], rel=1e-5)
+    # The eager backend calls the same kernels; one epoch keeps any rounding from growing.
+    assert compiled["train_loss"] == pytest.approx(plain["train_loss"], rel=1e-4)
     state = load_checkpoint(tmp_path / "c" / "last.pt")["state_dict"]
     assert not any("_orig_mod" in key for key in state)  # loads into an uncompiled model
     evaluated = cli("eval", "--ckpt", tmp_path / "c" / "last.pt", "--json").json()
@@ -116,6 +136,22 @@ def test_threads_option_sets_torch_threads(cli, tmp_path):
     try:
         result = cli("train", "--epochs", "1", "--threads", "2", "--out", tmp_path / "t", "--json").json()
         assert result["threads"] == 2
+    finally:
+        torch.set_num_threads(1)  # the suite runs single-threaded (conftest)
+
+
+def test_cpu_runs_use_one_thread_unless_told(cli, tmp_path, monkeypatch):
+    """The default run's numbers must not depend on the machine's core count (issue 14)."""
+    from mixup_cli.speed import cpu_threads
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    torch.set_num_threads(2)
+    try:
+        assert cpu_threads(None, torch.device("cpu")) == 1 and cpu_threads(3, torch.device("cpu")) == 3
+        assert cli("train", "--epochs", "1", "--out", tmp_path / "t", "--json").json()["threads"] == 1
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")  # an explicit environment wins, as under torchrun
+        torch.set_num_threads(2)
+        assert cpu_threads(None, torch.device("cpu")) == 2
     finally:
         torch.set_num_threads(1)  # the suite runs single-threaded (conftest)
 
