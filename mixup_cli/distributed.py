@@ -42,6 +42,13 @@ class Dist:
             return flag
         return bool(self.all_reduce_sum(torch.tensor([float(flag)], device=device)).item() > 0)
 
+    def broadcast_buffers(self, module: torch.nn.Module) -> None:
+        """Give every rank rank 0's buffers (BatchNorm statistics): each rank updated its own copy on
+        its shard since the last forward, and the checkpoint holds rank 0's, so evaluation must too."""
+        if self.enabled:
+            for buffer in module.buffers():
+                torch.distributed.broadcast(buffer, src=0)
+
     def on_main(self, action: Callable[[], Any]) -> Any:
         """Run `action` on rank 0 and hand its result (or its error) to every rank."""
         if not self.enabled:
@@ -64,11 +71,18 @@ def from_environment(device_name: str) -> Dist:
     if world <= 1:
         return Dist()
     dist = torch.distributed
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if not dist.is_initialized():
         use_cuda = device_name.startswith("cuda") or (device_name == "auto" and torch.cuda.is_available())
-        dist.init_process_group("nccl" if use_cuda else "gloo")
-    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")),
-                int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+        if use_cuda:
+            # Before the first collective: NCCL binds each rank to the current device, and without
+            # this every rank would sit on GPU 0.
+            gpu = torch.device("cuda", local_rank)
+            torch.cuda.set_device(gpu)
+            dist.init_process_group("nccl", device_id=gpu)
+        else:
+            dist.init_process_group("gloo")
+    return Dist(dist.get_rank(), dist.get_world_size(), local_rank, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
 
 def rank_device(device: torch.device, dist: Dist) -> torch.device:

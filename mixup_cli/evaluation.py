@@ -34,7 +34,9 @@ def evaluate(model: torch.nn.Module, batches: Iterable, num_classes: int,
         n += len(labels)
     model.train(was_training)
     if all_reduce is not None:  # data-parallel: each rank saw its shard; sum the counts over ranks
-        device = totals.device if totals is not None else torch.device("cpu")
+        # A rank whose shard is empty still takes part, with zeros on the model's device (NCCL
+        # reduces device tensors only).
+        device = totals.device if totals is not None else next(model.parameters()).device
         local = totals if totals is not None else torch.zeros(3, device=device)
         summed = all_reduce(torch.cat([local, torch.tensor([float(n)], device=device)]))
         totals, n = summed[:3], int(summed[3].item())

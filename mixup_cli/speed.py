@@ -59,7 +59,10 @@ def cpu_threads(asked: Optional[int], device: torch.device) -> int:
 
 
 def _bf16_default(device: torch.device) -> bool:
-    return device.type == "cuda" and torch.cuda.is_bf16_supported()
+    """bf16 autocast where the run's GPU computes bf16 natively (compute capability 8.0, Ampere, and
+    later). torch.cuda.is_bf16_supported() also counts emulated bf16 (V100, T4), which is slower than
+    fp32, and asks about the current device rather than the run's."""
+    return device.type == "cuda" and torch.cuda.get_device_capability(device) >= (8, 0)
 
 
 def configure_torch(config, device: torch.device) -> None:
@@ -71,13 +74,21 @@ def configure_torch(config, device: torch.device) -> None:
     torch.set_num_threads(cpu_threads(config.threads, device))
     if device.type != "cuda":
         return  # CPU kernels are deterministic for a fixed thread count already
-    torch.backends.cudnn.benchmark = not config.deterministic
-    torch.backends.cudnn.deterministic = config.deterministic
-    if config.deterministic:
-        # cuBLAS needs a fixed workspace for repeatable results; read when its first handle is made
+    set_cuda_determinism(config.deterministic)
+
+
+def set_cuda_determinism(deterministic: bool) -> None:
+    """Repeatable CUDA kernels, or the fastest ones; every switch is set both ways, so a second run in
+    the same process (tests, the Python API) gets what it asks for rather than the first run's setting."""
+    if deterministic:
+        # cuBLAS reads this when it makes its first handle, at the first matmul: set before any
+        # (a process that has already multiplied on the GPU keeps its workspace; the CLI has not).
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    torch.set_float32_matmul_precision("highest" if config.deterministic else "high")  # "high" allows TF32
+    torch.backends.cudnn.benchmark = not deterministic
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.allow_tf32 = not deterministic  # TF32 convolutions
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    torch.set_float32_matmul_precision("highest" if deterministic else "high")  # "high" allows TF32 matmuls
 
 
 def resolve_speed(config, device: torch.device, input_shape: tuple, local_processes: int = 1) -> SpeedSettings:

@@ -57,3 +57,44 @@ def test_mixup_on_two_ranks_reduces_its_evaluation_and_resumes(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(proc.stdout)["epochs"] == 3
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 3
+
+
+def test_each_rank_takes_its_gpu_before_the_first_collective(monkeypatch):
+    """NCCL binds a rank to the current CUDA device: set_device must come before the process group
+    starts and before any collective, or every rank lands on GPU 0 (checked without GPUs, by
+    recording the order of the calls)."""
+    import torch
+
+    from mixup_cli import distributed
+
+    calls = []
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: calls.append(("set_device", str(device))))
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: False)
+    monkeypatch.setattr(torch.distributed, "init_process_group",
+                        lambda backend, **kw: calls.append(("init", backend, str(kw.get("device_id")))))
+    monkeypatch.setattr(torch.distributed, "get_rank", lambda: 1)
+    monkeypatch.setattr(torch.distributed, "get_world_size", lambda: 2)
+    monkeypatch.setattr(torch.distributed, "broadcast_object_list", lambda box, src: calls.append(("broadcast",)))
+    dist = distributed.from_environment("auto")
+    dist.on_main(lambda: "run-dir")
+    assert calls == [("set_device", "cuda:1"), ("init", "nccl", "cuda:1"), ("broadcast",)]
+
+
+def test_a_rank_with_an_empty_shard_reduces_on_the_models_device():
+    """The zeros an empty shard contributes live where the model lives (NCCL reduces device tensors only)."""
+    import torch
+
+    from mixup_cli.evaluation import evaluate
+
+    model = torch.nn.Linear(4, 3, device="meta")  # stands in for a GPU: any device but the CPU
+    seen = []
+
+    def all_reduce(tensor):
+        seen.append(tensor.device)
+        return torch.tensor([3.0, 1.0, 1.0, 2.0])  # this rank's zeros plus the other rank's sums
+
+    result = evaluate(model, [], num_classes=3, all_reduce=all_reduce)
+    assert seen == [next(model.parameters()).device] and result["n"] == 2 and result["top1_error"] == 50.0

@@ -23,10 +23,13 @@ def test_cpu_defaults_are_fp32_default_layout_and_no_loader_workers():
 
 def test_cuda_defaults_are_channels_last_and_loader_workers(monkeypatch):
     """The CUDA branch of the defaults, checked without a GPU (bf16 support is the GPU's to say)."""
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    capability = {0: (8, 0), 1: (7, 0)}  # an A100 and a V100: only the first computes bf16 natively
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device: capability[device.index])
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)  # counts emulation: not asked
     monkeypatch.setattr("os.cpu_count", lambda: 16)
     settings = resolve_speed(config(), torch.device("cuda", 0), (3, 32, 32))
     assert settings.autocast_dtype is torch.bfloat16 and settings.channels_last and settings.workers == 8
+    assert resolve_speed(config(), torch.device("cuda", 1), (3, 32, 32)).autocast_dtype is None
     # tables have no image layout; explicit values win over the device's defaults
     assert not resolve_speed(config(), torch.device("cuda", 0), (4,)).channels_last
     explicit = resolve_speed(config(bf16=False, channels_last=False, workers=2), torch.device("cuda", 0), (3, 32, 32))
@@ -188,10 +191,15 @@ def test_cuda_kernel_choices_autotune_by_default_and_are_repeatable_when_asked(m
         configure_torch(config(deterministic=True), torch.device("cuda", 0))
         assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
         assert torch.are_deterministic_algorithms_enabled() and torch.get_float32_matmul_precision() == "highest"
+        assert not torch.backends.cudnn.allow_tf32  # no TF32 convolutions either
         import os
         assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+        configure_torch(config(), torch.device("cuda", 0))  # a later run in the same process switches back
+        assert torch.backends.cudnn.benchmark and not torch.backends.cudnn.deterministic
+        assert not torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.allow_tf32
     finally:
         torch.use_deterministic_algorithms(False)
+        torch.backends.cudnn.allow_tf32 = True
         torch.set_float32_matmul_precision(precision)
     # the CPU leaves every flag alone
     configure_torch(config(deterministic=True), torch.device("cpu"))
