@@ -56,3 +56,21 @@ def test_compile_on_cuda(cli, tmp_path):
     summary = cli("train", "--epochs", "2", "--device", "cuda", "--compile", "default", "--out", tmp_path / "c",
                   "--json").json()
     assert summary["compile"] == "default" and summary["test_error"] < 50
+
+
+@pytest.mark.parametrize("per_example", [False, True])
+def test_cutmix_queues_without_waiting_for_the_gpu(per_example):
+    """CutMix draws its boxes on the host; their copy to the GPU must not be a blocking one."""
+    import numpy as np
+
+    from mixup_cli.mixing.combine import cutmix
+
+    x = torch.rand(16, 3, 32, 32, device="cuda")
+    lam = np.full(16, 0.7) if per_example else 0.7
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        mixed, _ = cutmix(x, x.flip(0), lam, np.random.default_rng(0))
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert mixed.shape == x.shape

@@ -55,7 +55,8 @@ def cutmix(inputs: torch.Tensor, partners: torch.Tensor, lam: Lam, rng: np.rando
     lam_host = lam.astype(np.float64) if per_example else np.array([lam])
     boxes = cut_boxes(lam_host, height, width, rng)
     kept = 1.0 - (boxes[:, 1] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 2]) / (height * width)
-    box = torch.as_tensor(boxes, device=inputs.device)
+    # non_blocking: a blocking copy from host memory waits for every queued kernel (a sync per step).
+    box = torch.from_numpy(boxes).to(inputs.device, non_blocking=True)
     ys = torch.arange(height, device=inputs.device)[None, :, None]
     xs = torch.arange(width, device=inputs.device)[None, None, :]
     inside = ((ys >= box[:, 0, None, None]) & (ys < box[:, 1, None, None])
