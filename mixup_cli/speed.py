@@ -107,10 +107,11 @@ def resolve_speed(config, device: torch.device, input_shape: tuple, local_proces
 
 
 def to_layout(inputs: torch.Tensor, settings: SpeedSettings) -> torch.Tensor:
-    """A batch in the layout the model was put in (a no-op unless channels_last)."""
+    """A batch in the layout the model was put in: channels_last when asked, else plain contiguous
+    (the batched augmentation hands over channels_last memory; a batch already in place is returned)."""
     if settings.channels_last and inputs.dim() == 4:
         return inputs.contiguous(memory_format=torch.channels_last)
-    return inputs
+    return inputs.contiguous()
 
 
 def set_layout(model: torch.nn.Module, settings: SpeedSettings) -> None:

@@ -87,3 +87,15 @@ def test_tensor_batches_yield_the_dataloader_paths_order_and_shards():
     indices = [torch.cat([i for *_, i in TensorBatches(split, 8, cpu, shuffle=True, seed=5, rank=r,
                                                          world_size=2).epoch(0, with_index=True)]) for r in (0, 1)]
     assert not set(indices[0].tolist()) & set(indices[1].tolist())
+
+
+def test_a_channels_last_run_takes_the_augmented_batch_without_a_copy():
+    """The gather already lays the batch out channels_last; converting it again cost two full copies."""
+    from mixup_cli.config import TrainConfig, resolve_config
+    from mixup_cli.speed import resolve_speed, to_layout
+
+    out = random_crop_flip(torch.rand(8, 3, 32, 32), torch.Generator().manual_seed(0))
+    settings = resolve_speed(resolve_config(TrainConfig, None, {"channels_last": True}), torch.device("cpu"), (3, 32, 32))
+    assert to_layout(out, settings).data_ptr() == out.data_ptr()
+    plain = resolve_speed(resolve_config(TrainConfig, None, {}), torch.device("cpu"), (3, 32, 32))
+    assert to_layout(out, plain).is_contiguous()

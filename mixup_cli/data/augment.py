@@ -32,4 +32,6 @@ def random_crop_flip(images: torch.Tensor, generator: torch.Generator, padding: 
     batch = torch.arange(n, device=device)[:, None, None]
     # padded: n,c,H,W -> pick [b, :, rows[b,i], cols[b,j]] -> n,h,w,c
     out = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]
-    return out.permute(0, 3, 1, 2).contiguous()
+    # An (N, C, H, W) view of channels_last memory: speed.to_layout copies it to the run's layout
+    # once, and not at all for a channels_last run.
+    return out.permute(0, 3, 1, 2)

@@ -30,7 +30,7 @@ class TensorBatches:
     """Batches sliced from a whole-split tensor; augmentation done per batch on the training device.
 
     With `on_device` (the default) the split is copied to the device once and batches never cross
-    the bus; without it the split stays in host memory (pinned for CUDA) and each compact batch is
+    the bus; without it the split stays in host memory and each compact batch is pinned and
     copied over before it is scaled and augmented. Both yield the same batches.
     """
 
@@ -39,8 +39,6 @@ class TensorBatches:
                  world_size: int = 1, on_device: bool = True):
         if on_device:
             split = split.to(device)
-        elif device.type == "cuda":
-            split = TensorSplit(split.inputs.pin_memory(), split.labels.pin_memory(), split.scale)
         self.split = split
         self.home = split.inputs.device  # where the split and the epoch's order live
         self.rank, self.world_size = rank, world_size
@@ -78,8 +76,10 @@ class TensorBatches:
             index = order[lo:hi] if order is not None else slice(lo, hi)
             compact, labels = self.split.inputs[index], self.split.labels[index]
             if self.home != self.device:
-                compact = compact.to(self.device, non_blocking=True)
-                labels = labels.to(self.device, non_blocking=True)
+                # Indexing the pinned split makes an unpinned batch, whose copy could not overlap
+                # the running step; re-pin it (torch's host allocator reuses these buffers safely).
+                compact = compact.pin_memory().to(self.device, non_blocking=True)
+                labels = labels.pin_memory().to(self.device, non_blocking=True)
             inputs = self.split.to_raw(compact)
             if self.augment is not None:
                 generator.manual_seed(derive_seed(self.seed, epoch, step, AUGMENT, *rank_part))
