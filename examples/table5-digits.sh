@@ -11,6 +11,8 @@ shift $(( $# >= 2 ? 2 : 1 ))
 decays=("${@:-1e-4}")
 [ "${#decays[@]}" -gt 0 ] || decays=(1e-4)
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# The trainer to call; MIXUP="mixup" uses an installed one instead of this checkout's.
+if [ -n "${MIXUP:-}" ]; then read -r -a mixup <<< "$MIXUP"; else mixup=("$here/run" mixup); fi
 # name|flags: the rows of Table 5; "Layer k" is the small CNN's mixing point k (it has 2 stages).
 rows=(
   "erm|--alpha 0"
@@ -26,7 +28,7 @@ rows=(
   "mixup-label-smoothing-0.1|--alpha 1 --label-smoothing 0.1"
   "gaussian-noise-0.1|--alpha 0 --input-noise 0.1"
 )
-printf "%s\n" "${rows[@]%%|*}" | python3 -c "import json,sys; print(json.dumps(sys.stdin.read().split()))" > "$out/rows.json" 2>/dev/null || true
+# examples/table5_summary.py prints the rows in the paper's order, whatever order they ran in.
 for wd in "${decays[@]}"; do
   mkdir -p "$out/wd$wd"
   for row in "${rows[@]}"; do
@@ -35,7 +37,8 @@ for wd in "${decays[@]}"; do
     [ -f "$dir/summary.json" ] && continue
     echo "== $name wd=$wd" >&2
     # shellcheck disable=SC2086
-    "$here/run" mixup train --epochs "$epochs" --weight-decay "$wd" $flags --out "$dir" --force >"$dir.log" 2>&1 \
+    "${mixup[@]}" train --epochs "$epochs" --weight-decay "$wd" $flags --out "$dir" --force >"$dir.log" 2>&1 \
       || echo "   failed: see $dir.log" >&2
   done
 done
+echo "table: ./run python examples/table5_summary.py $out" >&2

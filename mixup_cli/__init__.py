@@ -2,11 +2,14 @@
 
 The scripting API, imported lazily so that `mixup --help` does not pay for torch:
 
-    from mixup_cli import load_model, load_dataset, build_model, mixup
+    from mixup_cli import TrainConfig, train, load_model, load_dataset, build_model, mixup
+    summary = train(TrainConfig(epochs=2, out="runs/my-run"))  # the summary dict; files in runs/my-run
     model = load_model("runs/my-run/best.pt")          # eval mode, raw-scale inputs
     test = load_dataset("digits", "test")              # torch Dataset of (input, label)
     net = build_model("small-cnn", num_classes=10, input_shape=(1, 8, 8))
     batch = mixup(x, y, alpha=1.0)                     # MixedBatch: .inputs, .loss(logits)
+
+docs/api.md describes each; examples/api.py runs them.
 """
 from __future__ import annotations
 

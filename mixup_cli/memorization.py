@@ -9,11 +9,12 @@ An experiment lives in one directory:
     <out>/fraction-<p>/<method>/           a normal run directory (trainer.train), resumable, evaluable
     <out>/fraction-<p>/<method>/memorization.json   its training errors per subset, once finished
 
-A sub-run with summary.json is finished and is never trained again; one with last.pt and no
-summary is resumed from it.
+A sub-run whose summary.json holds the experiment's epochs is finished and is never trained again;
+one with last.pt and no such summary (interrupted, or --epochs raised on --resume) is resumed from it.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import time
@@ -216,8 +217,9 @@ class CorruptLabelsConfig:
         return self.seed if self.label_seed is None else self.label_seed
 
 
-# Keys a resumed experiment may change: where and how it runs, and which (fraction, method) pairs.
-RESUMABLE_CHANGES = ("device", "workers", "eval_batch_size", "out", "data_dir", "fraction", "methods")
+# Keys a resumed experiment may change: where and how it runs, which (fraction, method) pairs, and
+# (only upwards, as `mixup train --resume` allows) the epochs.
+RESUMABLE_CHANGES = ("device", "workers", "eval_batch_size", "out", "data_dir", "fraction", "methods", "epochs")
 
 
 def resolve_experiment_config(yaml_path=None, overrides: Optional[dict] = None, base: Optional[dict] = None,
@@ -241,39 +243,91 @@ def fraction_dir(root: Path, fraction: float) -> Path:
     return root / f"fraction-{fraction:g}"
 
 
-def prepare_experiment(config: CorruptLabelsConfig, resume: bool, explicit: set[str]) -> Path:
-    """Create the experiment directory, or check that a resumed one was started with these settings."""
+def prepare_experiment(config: CorruptLabelsConfig, resume: bool, explicit: set[str], force: bool = False) -> Path:
+    """Create the experiment directory, or check that a resumed one was started with these settings.
+    `force` replaces an experiment already there (its own files only)."""
     root = experiment_dir(config)
-    saved_path = root / EXPERIMENT
     if resume:
-        if not saved_path.is_file():
-            raise ConfigError(f"--resume: '{root}' holds no {EXPERIMENT} to resume; check --out")
-        saved = load_yaml(saved_path)
-        given = to_dict(config)
-        differ = [k for k in sorted(explicit) if k not in RESUMABLE_CHANGES and k in saved and saved[k] != given.get(k)]
-        if differ:
-            detail = ", ".join(f"{k}: {saved[k]!r} in the experiment, {given.get(k)!r} given" for k in differ)
-            raise ConfigError(f"--resume with settings that contradict the experiment ({detail}); drop them or "
-                              f"start a new experiment in another --out")
+        _check_resumed(root, config, explicit)
     else:
-        if root.exists() and not root.is_dir():
-            raise ConfigError(f"output path '{root}' exists and is not a directory; choose another --out")
-        if root.is_dir() and any(root.iterdir()):
-            raise ConfigError(f"output directory '{root}' is not empty; pass --resume to continue the experiment "
-                              f"in it, or choose another --out")
-        from .corruption import training_labels
-
-        original = training_labels(config.dataset, config.data_dir)  # a dataset without labels fails here, before any write
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConfigError(f"cannot create output directory '{root}' ({exc.strerror}); choose another --out") from None
-        for fraction in config.fraction:
-            experiment_labels(config, fraction, root, original)
+        _create(root, config, force)
     import yaml
 
-    runs.write_text_atomic(saved_path, yaml.safe_dump({**to_dict(config), "out": str(root)}, sort_keys=False))
+    runs.write_text_atomic(root / EXPERIMENT, yaml.safe_dump({**to_dict(config), "out": str(root)}, sort_keys=False))
     return root
+
+
+def _check_resumed(root: Path, config: CorruptLabelsConfig, explicit: set[str]) -> None:
+    if not (root / EXPERIMENT).is_file():
+        raise ConfigError(f"--resume: '{root}' holds no {EXPERIMENT} to resume; check --out")
+    saved = load_yaml(root / EXPERIMENT)
+    given = to_dict(config)
+    differ = [k for k in sorted(explicit) if k not in RESUMABLE_CHANGES and k in saved and saved[k] != given.get(k)]
+    if differ:
+        detail = ", ".join(f"{k}: {saved[k]!r} in the experiment, {given.get(k)!r} given" for k in differ)
+        raise ConfigError(f"--resume with settings that contradict the experiment ({detail}); drop them or "
+                          f"start a new experiment in another --out")
+    planned = int(saved.get("epochs", 0))
+    if config.epochs < planned:  # its finished runs hold `planned` epochs, which a lower number would contradict
+        raise ConfigError(f"--resume --epochs {config.epochs}: the runs of the experiment in '{root}' train {planned} "
+                          f"epochs (finished ones hold all of them); pass --epochs {planned} or more (or leave it "
+                          f"out), or start a new experiment with --force")
+
+
+def _create(root: Path, config: CorruptLabelsConfig, force: bool) -> None:
+    """Everything is checked before the first write; `force` deletes the old experiment only then."""
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"output path '{root}' exists and is not a directory; choose another --out")
+    if root.is_dir() and any(root.iterdir()) and not force:
+        raise ConfigError(f"output directory '{root}' is not empty; pass --resume to continue the experiment "
+                          f"in it, --force to replace it, or choose another --out")
+    from .corruption import training_labels
+
+    original = training_labels(config.dataset, config.data_dir)  # a dataset without labels fails here, before any write
+    if force and root.is_dir():
+        clear_experiment(root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create output directory '{root}' ({exc.strerror}); choose another --out") from None
+    for fraction in config.fraction:
+        experiment_labels(config, fraction, root, original)
+
+
+def clear_experiment(root: Path) -> None:
+    """Delete an experiment's own files (experiment.yaml, each fraction's labels, its sub-runs' files)
+    and the folders that leaves empty; anything else under `root` stays."""
+    (root / EXPERIMENT).unlink(missing_ok=True)
+    for folder in (p for p in root.glob("fraction-*") if p.is_dir()):
+        for run_dir in (p for p in folder.iterdir() if p.is_dir()):
+            runs.clear_run(run_dir)
+            (run_dir / MEMORIZATION).unlink(missing_ok=True)
+            _remove_if_empty(run_dir)
+        (folder / LABELS).unlink(missing_ok=True)
+        _remove_if_empty(folder)
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:
+        pass  # it holds something that is not ours
+
+
+@contextlib.contextmanager
+def experiment(config: CorruptLabelsConfig, resume: bool, explicit: set[str], force: bool = False):
+    """prepare_experiment around a block that runs it in the yielded directory. When a new experiment's
+    block fails before any sub-run saved a checkpoint (a refused start), its files go again, and the
+    folders this call created with them: nothing is left to resume, so nothing is left behind."""
+    root = experiment_dir(config)
+    with runs.removing_new_empty_dirs(root):
+        root = prepare_experiment(dataclasses.replace(config, out=str(root)), resume, explicit, force)
+        try:
+            yield root
+        except BaseException:
+            if not resume and not any(root.glob(f"fraction-*/*/{runs.LAST}")):
+                clear_experiment(root)
+            raise
 
 
 def experiment_labels(config: CorruptLabelsConfig, fraction: float, root: Path, original=None):
@@ -344,9 +398,11 @@ class ExperimentCallbacks:
     def on_run_end(self, row: dict) -> None: ...
 
 
-def sub_run_state(run_dir: Path) -> str:
-    """'done' (summary.json), 'resume' (last.pt, no summary) or 'new'."""
-    if (run_dir / runs.SUMMARY).is_file():
+def sub_run_state(run_dir: Path, epochs: Optional[int] = None) -> str:
+    """'done' (a summary.json of at least `epochs` epochs), 'resume' (a last.pt to continue from: an
+    interrupted run, or a finished one whose epochs were raised) or 'new'."""
+    summary = run_dir / runs.SUMMARY
+    if summary.is_file() and (epochs is None or json.loads(summary.read_text())["epochs"] >= epochs):
         return "done"
     if (run_dir / runs.LAST).is_file():
         return "resume"
@@ -370,7 +426,7 @@ def run_experiment(config: CorruptLabelsConfig, root: Path, callbacks: Optional[
         for method in config.methods:
             run_dir = fraction_dir(root, fraction) / method
             train_cfg = train_config(config, fraction, method, run_dir, labels_path)
-            state = sub_run_state(run_dir)
+            state = sub_run_state(run_dir, train_cfg.epochs)
             callbacks.on_run_start({"fraction": fraction, "method": method, "alpha": train_cfg.alpha,
                                     "dropout": train_cfg.dropout, "run_dir": str(run_dir), "state": state,
                                     "label": METHODS.get(method).label(train_cfg.alpha, train_cfg.dropout),
@@ -380,8 +436,9 @@ def run_experiment(config: CorruptLabelsConfig, root: Path, callbacks: Optional[
                 # Paths may be spelled differently (another cwd); the labels file itself is checked above.
                 check_resume_config(saved, to_dict(train_cfg), set(saved) - {"labels", "data_dir"})
             if state != "done":
-                runs.prepare_run_dir(str(run_dir), train_cfg, resume=state == "resume", force=state == "new")
-                train(train_cfg, run_dir, resume=state == "resume", callbacks=callbacks, should_stop=should_stop)
+                (run_dir / MEMORIZATION).unlink(missing_ok=True)  # computed from the model about to change
+                train(train_cfg, run_dir, resume=state == "resume", force=state == "new", callbacks=callbacks,
+                      should_stop=should_stop)
             row = sub_run_row(config, fraction, method, train_cfg, run_dir, corrupted)
             rows.append(row)
             callbacks.on_run_end(row)

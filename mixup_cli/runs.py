@@ -8,11 +8,11 @@
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
 from pathlib import Path
-from typing import Optional
 
 from .errors import ConfigError
 
@@ -25,22 +25,62 @@ def default_run_name(config) -> str:
     return f"{dataset}-{config.model}-{config.method}{alpha}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def prepare_run_dir(path: Optional[str], config, resume: bool, force: bool) -> Path:
-    """Create (or, for --resume, find) the run directory; never silently reuse one that holds a run."""
-    run_dir = Path(path) if path else Path("runs") / default_run_name(config)
+def run_path(path, config) -> Path:
+    """The run directory: `path` (--out) when given, else runs/<dataset>-<model>-<method>-<time>."""
+    return Path(path) if path else Path("runs") / default_run_name(config)
+
+
+def check_run_dir(run_dir: Path, resume: bool, force: bool) -> None:
+    """Refuse what cannot be run in `run_dir`, touching nothing (so a refusal costs no files)."""
+    run_dir = Path(run_dir)
     if resume:
         if not (run_dir / LAST).is_file():
             raise ConfigError(f"--resume: '{run_dir}' holds no {LAST} to resume from; check --out")
-        return run_dir
+        return
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"output path '{run_dir}' exists and is not a directory; choose another --out")
-    if run_dir.is_dir() and any((run_dir / name).exists() for name in (LAST, BEST, METRICS, SUMMARY)):
-        if not force:
-            raise ConfigError(f"output directory '{run_dir}' already holds a run; pass --resume to continue it, "
-                              f"--force to replace it, or choose another --out")
-        for name in (LAST, BEST, METRICS, SUMMARY, CONFIG):
-            (run_dir / name).unlink(missing_ok=True)
-    return ensure_writable_dir(run_dir)
+    if holds_run(run_dir) and not force:
+        raise ConfigError(f"output directory '{run_dir}' already holds a run; pass --resume to continue it, "
+                          f"--force to replace it, or choose another --out")
+
+
+def holds_run(run_dir: Path) -> bool:
+    return Path(run_dir).is_dir() and any((Path(run_dir) / name).exists() for name in (LAST, BEST, METRICS, SUMMARY))
+
+
+def prepare_run_dir(path, config, resume: bool, force: bool) -> Path:
+    """Check and create (or, for --resume, find) the run directory; never silently reuse one that
+    holds a run. A run replaced by `force` is deleted later, by `clear_run`, once the new run can start."""
+    run_dir = run_path(path, config)
+    check_run_dir(run_dir, resume, force)
+    return run_dir if resume else ensure_writable_dir(run_dir)
+
+
+def clear_run(run_dir: Path) -> None:
+    """Delete the files of a run being replaced (--force); anything else in the directory stays."""
+    for name in (LAST, BEST, METRICS, SUMMARY, CONFIG):
+        (Path(run_dir) / name).unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def removing_new_empty_dirs(path):
+    """Run a block that may create the folder `path`. If the block fails, the folders it created
+    (`path` and parents that were missing) are removed again while empty, so a refused run or a failed
+    download leaves no debris; a folder that existed before, or holds anything, is never removed."""
+    created = []
+    folder = Path(path).absolute()
+    while not os.path.lexists(folder) and folder != folder.parent:
+        created.append(folder)
+        folder = folder.parent
+    try:
+        yield
+    except BaseException:
+        for folder in created:  # deepest first; rmdir refuses a folder that is not empty
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
 
 
 def ensure_writable_dir(path: Path) -> Path:

@@ -6,6 +6,8 @@ the library prints nothing itself.
 """
 from __future__ import annotations
 
+import contextlib
+import copy
 import dataclasses
 import json
 import math
@@ -19,7 +21,7 @@ import torch
 
 from . import errors, runs
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import TrainConfig, to_dict
+from .config import TrainConfig, to_dict, validate
 from .corruption import apply_label_file
 from .data import get_dataset
 from .data.batches import make_batches
@@ -102,12 +104,50 @@ def check_resume_config(saved: dict, given: dict, explicit: set[str]) -> None:
         raise ConfigError(f"--resume with settings that contradict the run ({detail}); drop them or start a new run")
 
 
-def train(config: TrainConfig, run_dir: Path, resume: bool = False, callbacks: Optional[TrainCallbacks] = None,
-          should_stop: Callable[[], bool] = lambda: False, log_every: int = 10) -> dict:
-    """Train as `config` says, writing into `run_dir` (prepared by runs.prepare_run_dir)."""
+def check_resume_epochs(saved: dict, done: int, epochs: int, run_dir) -> None:
+    """A resume may add epochs, never drop them: with fewer, config.yaml and summary.json would
+    contradict metrics.jsonl and last.pt, which hold the epochs already trained."""
+    planned = max(int(saved.get("epochs", 0)), done)
+    if epochs < planned:
+        raise ConfigError(f"--resume --epochs {epochs}: the run in '{run_dir}' has finished {done} of its {planned} "
+                          f"epochs; pass --epochs {planned} or more (or leave it out), or start a new run with --force")
+
+
+def train(config: TrainConfig, run_dir: Optional[Path] = None, resume: bool = False, force: bool = False,
+          callbacks: Optional[TrainCallbacks] = None, should_stop: Callable[[], bool] = lambda: False,
+          log_every: int = 10) -> dict:
+    """Train as `config` says and return the summary (also written to <run_dir>/summary.json).
+
+    `run_dir` defaults to config.out, else runs/<dataset>-<model>-<method>-<time>. A new run refuses a
+    directory that holds a run unless `force` (which replaces it); `resume` continues the run in
+    `run_dir` from its last.pt. A run refused at start-up leaves no folder behind that it created.
+    """
+    config = validate(copy.deepcopy(config))  # a hand-built TrainConfig gets the CLI's checks; the caller's is untouched
     dist = from_environment(config.device)
+    device = rank_device(resolve_device(config.device), dist)  # a missing GPU is refused before any folder is made
+    wanted = run_dir if run_dir is not None else config.out
+    path = dist.on_main(lambda: runs.run_path(wanted, config))  # one name for every rank: the default holds the time
+    with runs.removing_new_empty_dirs(path) if dist.is_main else contextlib.nullcontext():
+        dist.on_main(lambda: runs.prepare_run_dir(path, config, resume, force))
+        return _train(config, path, dist, device, resume, callbacks, should_stop, log_every)
+
+
+def _nonfinite_stop(problem: str, run_dir: Path, suggest_skip: bool) -> RunError:
+    """The error ending a run on a non-finite loss, with the way out that exists: resuming from the
+    last checkpoint when one was saved, starting again when none was."""
+    if not (run_dir / runs.LAST).is_file():
+        fix = "or with --on-nonfinite skip to drop such steps" if suggest_skip else "or check the data"
+        return RunError(f"{problem}, before any checkpoint was saved, so there is nothing to resume; start again "
+                        f"(same --out) with a lower --lr, {fix}")
+    fix = (f"resume with: mixup train --resume --out {run_dir} --on-nonfinite skip (drops such steps), or "
+           if suggest_skip else "check the data, or ")
+    return RunError(f"{problem}; the last good checkpoint is kept in {run_dir}: {fix}start again with a lower "
+                    f"--lr and --force")
+
+
+def _train(config: TrainConfig, run_dir: Path, dist, device: torch.device, resume: bool,
+           callbacks: Optional[TrainCallbacks], should_stop: Callable[[], bool], log_every: int) -> dict:
     callbacks = callbacks if (callbacks is not None and dist.is_main) else TrainCallbacks()
-    device = rank_device(resolve_device(config.device), dist)
     rank_part = (dist.rank,) if dist.rank else ()  # each rank draws its own mixing, augmentation and dropout
     spec = get_dataset(config.dataset)
     if config.download:
@@ -125,13 +165,12 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False, callbacks: O
     state = TrainState()
     if resume:
         payload = load_checkpoint(run_dir / runs.LAST, map_location=device)
+        check_resume_epochs(payload["config"], payload["state"]["epoch"], config.epochs, run_dir)
         model.load_state_dict(payload["state_dict"])
         optimizer.load_state_dict(payload["optimizer"])
         state = TrainState(**payload["state"])
         if dist.is_main:
             runs.rewrite_metrics(run_dir, state.history)
-    if dist.is_main:
-        runs.write_config(run_dir, to_dict(config))
 
     cuda = device.type == "cuda"
     autocast_dtype = speed.autocast_dtype
@@ -155,6 +194,10 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False, callbacks: O
     parameters = [p for p in model.parameters() if p.requires_grad]
     buffers = list(model.buffers())  # BatchNorm's running statistics: a skipped step must not move them
     perm_generator = torch.Generator(device=device)
+    if dist.is_main:  # only now that the run can start: a refusal above leaves the directory as it was
+        if not resume:
+            runs.clear_run(run_dir)  # the run that --force replaces
+        runs.write_config(run_dir, to_dict(config))
     callbacks.on_start({"device": str(device), "parameters": count_parameters(model), "steps_per_epoch": steps,
                         "train_size": len(train_set), "test_size": len(test_set), "start_epoch": state.epoch,
                         "start_step": state.step, "run_dir": str(run_dir), "world_size": dist.world_size,
@@ -205,9 +248,7 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False, callbacks: O
             if not cuda or done % log_every == 0 or done == steps:
                 running = loss_sum.item()
                 if not math.isfinite(running):
-                    raise RunError(f"loss became {running} at epoch {epoch + 1}, step {done}; the last good "
-                                   f"checkpoint is kept in {run_dir}. Lower --lr, check the data, or resume "
-                                   f"with --on-nonfinite skip to drop such steps")
+                    raise _nonfinite_stop(f"loss became {running} at epoch {epoch + 1}, step {done}", run_dir, True)
                 callbacks.on_step(epoch, done, steps, running / max(done - skipped, 1),
                                   epoch_samples / max(time.perf_counter() - started, 1e-9))
             # Under torchrun a stop request is honoured at the epoch's end, where all ranks agree on it.
@@ -222,13 +263,12 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False, callbacks: O
         trained_samples += epoch_samples
         trained_seconds += time.perf_counter() - started
         if skipped == steps:
-            raise RunError(f"every step of epoch {epoch + 1} had a non-finite loss or gradient and was skipped; "
-                           f"the last good checkpoint is kept in {run_dir}. Lower --lr or check the data")
+            raise _nonfinite_stop(f"every step of epoch {epoch + 1} had a non-finite loss or gradient and was "
+                                  f"skipped", run_dir, False)
         # skip decisions are made jointly, so every rank skipped the same steps
         train_loss = dist.all_reduce_sum(loss_sum.clone()).item() / ((steps - skipped) * dist.world_size)
         if not math.isfinite(train_loss):
-            raise RunError(f"loss became {train_loss} in epoch {epoch + 1}; the last good checkpoint is kept in "
-                           f"{run_dir}. Lower --lr or check the data")
+            raise _nonfinite_stop(f"loss became {train_loss} in epoch {epoch + 1}", run_dir, not skip_nonfinite)
         reduce = dist.all_reduce_sum if dist.enabled else None
         metrics = evaluate(model, test_batches, spec.num_classes, autocast_dtype, all_reduce=reduce)
         record = {"epoch": epoch + 1, "lr": learning_rate(epoch + 1, config, dist.world_size), "alpha": alpha,

@@ -276,7 +276,7 @@ def test_interrupted_experiment_resumes_without_redoing_finished_runs(cli, tmp_p
     assert (mixup / "last.pt").is_file()
     finished = (erm / "last.pt").stat().st_mtime_ns
 
-    contradicting = cli("corrupt-labels", "--resume", "--out", out, "--epochs", "3")
+    contradicting = cli("corrupt-labels", "--resume", "--out", out, "--lr", "0.5")
     assert contradicting.exit_code == 2 and "contradict" in contradicting.stderr
 
     result = cli("corrupt-labels", "--resume", "--out", out, "--json")

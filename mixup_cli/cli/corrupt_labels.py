@@ -54,7 +54,9 @@ def _save_labels(config: CorruptLabelsConfig, path: Path) -> dict:
 @with_config_options(CorruptLabelsConfig)
 def corrupt_labels(
     config_path: Optional[Path] = CONFIG_OPTION,
-    resume: bool = typer.Option(False, "--resume", help="Continue the experiment in --out; finished runs are kept."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the experiment in --out; finished runs are kept "
+                                "(and extended when --epochs is raised)."),
+    force: bool = typer.Option(False, "--force", help="Replace an experiment already in --out."),
     save_labels: Optional[Path] = typer.Option(None, "--save-labels", help="Also write the corrupted labels (one "
                                                "--fraction) to this file, for `mixup train --labels FILE`."),
     labels_only: bool = typer.Option(False, "--labels-only", help="Only write --save-labels; train nothing."),
@@ -67,6 +69,8 @@ def corrupt_labels(
         from ..config import to_dict
         from ..errors import ConfigError
 
+        if resume and force:
+            raise ConfigError("--resume continues the experiment in --out and --force replaces it; pass one of them")
         config, explicit = _resolve(config_path, overrides, resume)
         if print_config:
             import yaml
@@ -80,12 +84,13 @@ def corrupt_labels(
             if json_output:
                 print_json(saved)
             return
-        from ..memorization import prepare_experiment, run_experiment
+        from ..memorization import experiment, run_experiment
 
-        root = prepare_experiment(config, resume, explicit)
-        progress = ExperimentProgress(config)
-        result = run_interruptible(lambda stop: run_experiment(config, root, callbacks=progress, should_stop=stop),
-                                   progress, f"mixup corrupt-labels --resume --out {root}")
+        with experiment(config, resume, explicit, force) as root:
+            progress = ExperimentProgress(config)
+            result = run_interruptible(lambda stop: run_experiment(config, root, callbacks=progress,
+                                                                   should_stop=stop),
+                                       progress, f"mixup corrupt-labels --resume --out {root}")
         if saved is not None:
             result["labels_file"] = saved["labels_file"]
         render_table(result)

@@ -21,15 +21,17 @@ def _resolve(config_path: Optional[Path], overrides: dict, resume: bool) -> tupl
     from ..checkpoint import load_checkpoint
     from ..errors import ConfigError
     from ..runs import LAST
-    from ..trainer import check_resume_config
+    from ..trainer import check_resume_config, check_resume_epochs
 
     if not overrides.get("out"):
         raise ConfigError("--resume needs --out DIR, the run directory to continue")
     if not (Path(overrides["out"]) / LAST).is_file():
         raise ConfigError(f"--resume: '{overrides['out']}' holds no {LAST} to resume from; check --out")
-    saved = load_checkpoint(Path(overrides["out"]) / LAST)["config"]
+    payload = load_checkpoint(Path(overrides["out"]) / LAST)
+    saved = payload["config"]
     given = resolve_config(TrainConfig, config_path, overrides, base=saved)
     check_resume_config(saved, to_dict(given), explicit)
+    check_resume_epochs(saved, payload["state"]["epoch"], given.epochs, overrides["out"])
     return given, explicit
 
 
@@ -44,24 +46,29 @@ def train(
     overrides: dict = None,
 ) -> None:
     def body():
+        if resume and force:
+            from ..errors import ConfigError
+
+            raise ConfigError("--resume continues the run in --out and --force replaces it; pass one of them")
         config, _ = _resolve(config_path, overrides, resume)
         if print_config:
             import yaml
 
             typer.echo(yaml.safe_dump(to_dict(config), sort_keys=False), nl=False)
             return
-        from ..runs import prepare_run_dir
-        from ..trainer import train as run_training
-
         from ..devices import resolve_device
         from ..distributed import from_environment
+        from ..runs import check_run_dir, run_path
+        from ..trainer import train as run_training
 
-        resolve_device(config.device)  # refuse a missing GPU before the run directory is made
-        dist = from_environment(config.device)  # under torchrun: rank 0 makes the run directory for all
-        run_dir = dist.on_main(lambda: prepare_run_dir(config.out, config, resume, force))
+        resolve_device(config.device)  # a missing GPU is refused first, with one line
+        dist = from_environment(config.device)
+        run_dir = dist.on_main(lambda: run_path(config.out, config))  # one name for every rank: it holds the time
+        check_run_dir(run_dir, resume, force)  # an occupied --out is refused before the progress display starts
         progress = TrainProgress(config)
         summary = run_interruptible(
-            lambda stop: run_training(config, run_dir, resume=resume, callbacks=progress, should_stop=stop),
+            lambda stop: run_training(config, run_dir, resume=resume, force=force, callbacks=progress,
+                                      should_stop=stop),
             progress, f"mixup train --resume --out {run_dir}")
         if not dist.is_main:
             return  # only rank 0 reports

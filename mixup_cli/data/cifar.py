@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, RunError
+from ..runs import removing_new_empty_dirs
 from . import DatasetSpec, register_dataset
 from .files import data_root, missing_files_error
 from .tensor_split import TensorSplit
@@ -78,15 +79,27 @@ def _downloader(name: str):
 
         root = data_root(data_dir)
         cls = getattr(torchvision.datasets, LAYOUT[name][5])
-        try:
-            for train in (True, False):
-                cls(root=str(root), train=train, download=True)
-        except (OSError, RuntimeError) as exc:
-            raise RunError(f"downloading {name} into '{root}' failed ({exc}); place the files there by hand "
-                           f"({LAYOUT[name][0]}/) and run without --download") from None
+        # A failed download takes back the folders it made (data/ by default) and its partial archive.
+        with removing_new_empty_dirs(root):
+            try:
+                for train in (True, False):
+                    cls(root=str(root), train=train, download=True)
+            except (OSError, RuntimeError) as exc:
+                _remove_partial_archive(root, cls)
+                raise RunError(f"downloading {name} into '{root}' failed ({exc}); place the files there by hand "
+                               f"({LAYOUT[name][0]}/) and run without --download") from None
         _load_arrays.cache_clear()
 
     return download
+
+
+def _remove_partial_archive(root: Path, cls) -> None:
+    """An archive that fails its checksum is a broken download: useless, and the next --download fetches it anew."""
+    from torchvision.datasets.utils import check_integrity
+
+    path = root / getattr(cls, "filename", "")
+    if getattr(cls, "filename", None) and path.is_file() and not check_integrity(str(path), cls.tgz_md5):
+        path.unlink(missing_ok=True)
 
 
 # Per-channel mean and std of each training set (the widely used values).

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
+from ..runs import removing_new_empty_dirs
 from . import DatasetSpec, register_dataset
 from .files import data_root, missing_files_error
 from .tensor_split import TensorSplit
@@ -137,14 +138,25 @@ def _load(split: str, data_dir, augment: bool) -> TensorSplit:
         except Exception:  # a damaged cache is recomputed, never trusted
             cache.unlink(missing_ok=True)
     inputs, labels = _compute(root, files)
-    try:
-        cache.parent.mkdir(exist_ok=True)
-        tmp = cache.with_suffix(".tmp")
-        torch.save({"inputs": inputs, "labels": labels}, tmp)
-        tmp.replace(cache)
-    except OSError:
-        pass  # a read-only data folder: recompute next time
+    _write_cache(cache, {"inputs": inputs, "labels": labels})
     return TensorSplit(inputs, labels)
+
+
+def _write_cache(cache: Path, payload: dict) -> None:
+    """Best effort: a read-only or full data folder just means computing again next time, and a failed
+    write leaves neither its partial file nor a cache folder it made."""
+    tmp = cache.with_suffix(".tmp")
+    try:
+        with removing_new_empty_dirs(cache.parent):
+            cache.parent.mkdir(exist_ok=True)
+            try:
+                torch.save(payload, tmp)
+                tmp.replace(cache)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+    except (OSError, RuntimeError):  # torch.save reports a full disk as a RuntimeError
+        pass
 
 
 SPEECH_COMMANDS = register_dataset(DatasetSpec(
