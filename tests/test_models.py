@@ -73,6 +73,23 @@ def test_forward_backward(name):
         assert all(torch.isfinite(g).all() for g in grads)
 
 
+IMAGE_MODELS = [name for name in MODELS.names() if len(REFERENCE_SHAPES[name][1]) == 3]
+
+
+@pytest.mark.parametrize("name", IMAGE_MODELS)
+def test_takes_28x28_grey_images(name):
+    """MNIST-family inputs (1x28x28) through every image model: 28 is not a power of two, so five
+    halvings reach a side of 0 unless the model guards against it (vgg11 did not)."""
+    device = "cpu" if runs_for_real(name) else "meta"
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = build_model(name, 10, (1, 28, 28))
+    for k in model.mixing_points:  # every mixing point sees a well-formed tensor
+        logits = model(torch.randn(2, 1, 28, 28, device=device), mix_at=k, mixer=lambda h: h.flip(0))
+        assert logits.shape == (2, 10), f"point {k}"
+    logits.sum().backward()
+
+
 @pytest.mark.parametrize("name", MODELS.names())
 def test_mixing_points(name):
     """An identity mixer at any point changes nothing; a real one changes the output; each point is

@@ -17,10 +17,10 @@ from . import register_model
 from .base import StagedNet
 
 
-def _pooled(size: int, times: int, kernel: int = 0) -> int:
-    for _ in range(times):
-        size = (size - kernel) // 2 if kernel else size // 2
-    return size
+def _halving(size: int) -> int:
+    """A max-pool's kernel along one side: 2, or 1 once the side is down to one pixel, so that
+    inputs smaller than the reference (28x28 images: 28, 14, 7, 3, 1) survive all five pools."""
+    return 2 if size >= 2 else 1
 
 
 @register_model("lenet", num_classes=30, input_shape=(1, 160, 101))
@@ -49,13 +49,15 @@ def vgg11(num_classes: int, input_shape: tuple[int, ...], dropout: float = 0.0) 
     stages, block, cin = [], [], c
     for item in VGG11:
         if item == "M":
-            block.append(nn.MaxPool2d(2))
+            kernel = (_halving(h), _halving(w))
+            block.append(nn.MaxPool2d(kernel))
+            h, w = h // kernel[0], w // kernel[1]
             stages.append(nn.Sequential(*block))
             block = []
         else:
             block += [nn.Conv2d(cin, item, 3, padding=1), nn.BatchNorm2d(item), nn.ReLU(inplace=True)]
             cin = item
-    flat = cin * _pooled(h, 5) * _pooled(w, 5)
+    flat = cin * h * w
     stages.append(nn.Sequential(nn.Flatten(), nn.Linear(flat, 512),
                                 nn.Dropout(dropout) if dropout > 0 else nn.Identity()))
     return StagedNet(stages, nn.Linear(512, num_classes))
