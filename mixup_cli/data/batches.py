@@ -92,8 +92,15 @@ class TensorBatches:
 
 
 class _OrderSampler(Sampler):
-    def __init__(self, n: int, seed: int, shuffle: bool):
+    """The epoch's order from position `start` on, as dataset indices (through `indices`, a rank's shard,
+    when given); with `with_epoch`, each index comes with the epoch, for _CompactSamples to seed from.
+
+    It lives in the main process: persistent workers receive the indices it yields each epoch."""
+
+    def __init__(self, n: int, seed: int, shuffle: bool, indices: Optional[list[int]] = None,
+                 with_epoch: bool = False):
         self.n, self.seed, self.shuffle = n, seed, shuffle
+        self.indices, self.with_epoch = indices, with_epoch
         self.epoch, self.start = 0, 0
 
     def __len__(self) -> int:
@@ -101,28 +108,62 @@ class _OrderSampler(Sampler):
 
     def __iter__(self):
         order = epoch_order(self.n, self.seed, self.epoch) if self.shuffle else torch.arange(self.n)
-        return iter(order[self.start:].tolist())
+        chosen = order[self.start:].tolist()
+        if self.indices is not None:
+            chosen = (self.indices[i] for i in chosen)
+        epoch = self.epoch
+        return ((i, epoch) for i in chosen) if self.with_epoch else iter(chosen)
+
+
+class _CompactSamples(Dataset):
+    """A dataset's compact samples (uint8 images), each augmented from a generator seeded by (seed, epoch,
+    example): the same draws whichever worker decodes it, whether workers persist across epochs or
+    restart, and where a run resumes."""
+
+    def __init__(self, dataset: Dataset, seed: int):
+        self.dataset, self.seed = dataset, seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, item):
+        index, epoch = item
+        generator = torch.Generator().manual_seed(derive_seed(self.seed, epoch, index, AUGMENT))
+        return self.dataset.compact_sample(index, generator)
 
 
 class LoaderBatches:
-    """Batches from a per-sample Dataset (images decoded from disk) through a DataLoader."""
+    """Batches from a per-sample Dataset (images decoded from disk) through a DataLoader.
+
+    A dataset with `compact_sample(index, generator)` and `pixel_levels` (ImageNet) hands its workers'
+    output over as uint8: a quarter of float32's bytes through the worker queues, pinned memory and the
+    bus; the batch becomes raw-scale floats (levels / pixel_levels) on the device, and its workers
+    persist across epochs (each sample seeds its own augmentation). On CUDA the next batch's copy is
+    issued on a side stream while this one trains.
+    """
 
     def __init__(self, dataset: Dataset, batch_size: int, device: torch.device, shuffle: bool,
-                 seed: int = 0, workers: int = 0, drop_last: bool = False):
+                 seed: int = 0, workers: int = 0, drop_last: bool = False, indices: Optional[list[int]] = None):
         self.dataset = dataset
+        self.n = len(indices) if indices is not None else len(dataset)
         self.batch_size = batch_size
         self.device = device
         self.seed = seed
-        self.drop_last = drop_last and len(dataset) > batch_size
-        self.sampler = _OrderSampler(len(dataset), seed, shuffle)
+        self.drop_last = drop_last and self.n > batch_size
+        compact = hasattr(dataset, "compact_sample")
+        # A device tensor, not a Python number: CUDA divides by a host scalar as a multiplication by
+        # its reciprocal, one rounding away from the CPU's (and torchvision's ToTensor's) division.
+        self.levels = torch.full((), float(dataset.pixel_levels), device=device) if compact else None
+        self.sampler = _OrderSampler(self.n, seed, shuffle, indices, with_epoch=compact)
         self.loader = DataLoader(
-            dataset, batch_size=batch_size, sampler=self.sampler, num_workers=workers,
-            drop_last=self.drop_last, pin_memory=device.type == "cuda",
-            persistent_workers=False, prefetch_factor=4 if workers > 0 else None,
+            _CompactSamples(dataset, seed) if compact else dataset, batch_size=batch_size, sampler=self.sampler,
+            num_workers=workers, drop_last=self.drop_last, pin_memory=device.type == "cuda",
+            # Other datasets' workers restart each epoch, to be seeded anew (see epoch()).
+            persistent_workers=workers > 0 and compact, prefetch_factor=4 if workers > 0 else None,
         )
 
     def __len__(self) -> int:
-        return num_batches(len(self.dataset), self.batch_size, self.drop_last)
+        return num_batches(self.n, self.batch_size, self.drop_last)
 
     def __iter__(self):
         return self.epoch(0)
@@ -131,11 +172,44 @@ class LoaderBatches:
         if with_index:
             raise ValueError("LoaderBatches does not yield example indices; hold the dataset as a TensorSplit")
         self.sampler.epoch, self.sampler.start = epoch, start_step * self.batch_size
-        # Per-sample transforms draw from torch's global RNG (workers: seeded from it).
-        torch.manual_seed(derive_seed(self.seed, epoch, start_step, 1))
-        for inputs, labels in self.loader:
-            yield (inputs.to(self.device, non_blocking=True).float(),
-                   labels.to(self.device, non_blocking=True).long())
+        if self.levels is None:
+            # Other datasets' per-sample transforms draw from torch's global RNG (workers: seeded from
+            # it when they start, so they must start again each epoch).
+            torch.manual_seed(derive_seed(self.seed, epoch, start_step, 1))
+        copies = _side_stream_copies if self.device.type == "cuda" else _plain_copies
+        for inputs, labels in copies(self.loader, self.device):
+            inputs = torch.div(inputs, self.levels) if self.levels is not None else inputs.float()
+            yield inputs, labels.long()
+
+
+def _plain_copies(batches, device: torch.device):
+    for inputs, labels in batches:
+        yield inputs.to(device), labels.to(device)
+
+
+def _side_stream_copies(batches, device: torch.device):
+    """(inputs, labels) on `device`, each batch's copy from pinned memory issued on a side stream one
+    batch ahead, so it runs while the model computes on the previous batch; the compute stream waits
+    for that batch's copy only."""
+    stream, pending = torch.cuda.Stream(device), None
+    for host in batches:
+        with torch.cuda.stream(stream):
+            copied = tuple(t.to(device, non_blocking=True) for t in host)
+            done = torch.cuda.Event()
+            done.record(stream)
+        if pending is not None:
+            yield _after(*pending, device)
+        pending = copied, done
+    if pending is not None:
+        yield _after(*pending, device)
+
+
+def _after(copied: tuple, done, device: torch.device) -> tuple:
+    current = torch.cuda.current_stream(device)
+    current.wait_event(done)
+    for tensor in copied:
+        tensor.record_stream(current)  # made on the side stream, freed after the compute stream's use
+    return copied
 
 
 def _loader_shard(n: int, rank: int, world_size: int, shuffle: bool) -> list[int]:
@@ -152,7 +226,6 @@ def make_batches(dataset: Dataset, batch_size: int, device: torch.device, shuffl
     if isinstance(dataset, TensorSplit):
         return TensorBatches(dataset, batch_size, device, shuffle, augment, seed, drop_last, rank, world_size,
                              on_device)
-    if world_size > 1:
-        dataset = torch.utils.data.Subset(dataset, _loader_shard(len(dataset), rank, world_size, shuffle))
+    shard = _loader_shard(len(dataset), rank, world_size, shuffle) if world_size > 1 else None
     workers = workers if workers is not None else default_workers(device)
-    return LoaderBatches(dataset, batch_size, device, shuffle, seed, workers, drop_last)
+    return LoaderBatches(dataset, batch_size, device, shuffle, seed, workers, drop_last, shard)
