@@ -230,23 +230,48 @@ def run_attack(config: AttackConfig, ckpts: list[str], save_examples: Optional[s
     the target's correct clean predictions that the attack turned wrong. `progress(done, total)` is
     called after each batch.
     """
-    import torch
-
-    from .data import get_dataset
-    from .data.batches import make_batches
     from .devices import resolve_device
-    from .checkpoint import model_from_checkpoint
 
+    _check_paths(ckpts, save_examples)
+    targets = [_Target(str(p), _load(str(p))) for p in ckpts]
+    source = _Target(config.source_ckpt, _load(config.source_ckpt)) if config.source_ckpt else None
+    spec = _setup_dataset(config, targets, source)
+    device = resolve_device(config.device)
+    _setup_models(targets + ([source] if source else []), device)
+    batches, index = _setup_data(config, spec, targets, device)
+
+    cells = [(m, e) for m in config.method for e in config.epsilon]
+    tallies = {(ti, m, e): _Tally(device) for ti in range(len(targets)) for m, e in cells}
+    clean = [_Tally(device) for _ in targets]
+    saved = {"labels": [], "clean": [], "examples": {}} if save_examples is not None else None
+    total = len(batches)
+    n = 0
+    for done, (inputs, labels) in enumerate(batches, start=1):
+        _attack_batch(config, targets, source, cells, inputs, labels, tallies, clean, saved)
+        n += len(labels)
+        if progress is not None:
+            progress(done, total)
+
+    results = _results(config, targets, source, spec, cells, tallies, clean, n)
+    if save_examples is not None:
+        _save_examples(save_examples, saved, index, config, source, spec)
+    return results
+
+
+def _check_paths(ckpts: list[str], save_examples: Optional[str]) -> None:
+    """Refuse before any checkpoint is read: nothing to attack, or nowhere to write the examples."""
     if not ckpts:
         raise ConfigError("no checkpoint to attack; pass --ckpt FILE (repeat for several)")
     if save_examples is not None and Path(save_examples).exists():
         raise ConfigError(f"'{save_examples}' already exists; remove it or choose another --save-examples path")
     if save_examples is not None and not Path(save_examples).parent.is_dir():
         raise ConfigError(f"folder '{Path(save_examples).parent}' of --save-examples does not exist; create it first")
-    targets = [_Target(str(p), _load(str(p))) for p in ckpts]
-    source = _Target(config.source_ckpt, _load(config.source_ckpt)) if config.source_ckpt else None
 
-    # The dataset: --dataset, else the one every target (and the source) was trained on.
+
+def _setup_dataset(config: AttackConfig, targets: list[_Target], source: Optional[_Target]):
+    """The attacked dataset's spec: --dataset, else the one every target (and the source) was trained on."""
+    from .data import get_dataset
+
     names = {t.payload["dataset"]["name"] for t in targets + ([source] if source else [])}
     if config.dataset is None and len(names) > 1:
         listing = "; ".join(_describe(t.payload) for t in targets + ([source] if source else []))
@@ -261,49 +286,53 @@ def run_attack(config: AttackConfig, ckpts: list[str], save_examples: Optional[s
         # for standardized table features, so refuse rather than report numbers on a made-up scale.
         raise ConfigError(f"dataset '{spec.name}' is not images (it has no pixel scale), and FGSM/I-FGSM are "
                           f"defined here on images in [0, 1]; attack a checkpoint trained on an image dataset")
+    return spec
 
-    device = resolve_device(config.device)
-    for t in targets + ([source] if source else []):
+
+def _setup_models(models: list[_Target], device) -> None:
+    """Each checkpoint's model, on the device and in eval mode."""
+    from .checkpoint import model_from_checkpoint
+
+    for t in models:
         t.model = model_from_checkpoint(t.payload).to(device).eval()
+
+
+def _setup_data(config: AttackConfig, spec, targets: list[_Target], device):
+    """(batches of the attacked test examples, their indices in the test split)."""
+    from .data.batches import make_batches
+
     data_dir = config.data_dir or targets[0].payload["config"].get("data_dir")
     test_set, index = _subset(spec.load("test", data_dir), config.limit)
-    batches = make_batches(test_set, config.batch_size, device, shuffle=False)
+    return make_batches(test_set, config.batch_size, device, shuffle=False), index
 
-    cells = [(m, e) for m in config.method for e in config.epsilon]
-    tallies = {(ti, m, e): _Tally(device) for ti in range(len(targets)) for m, e in cells}
-    clean = [_Tally(device) for _ in targets]
-    saved: dict = {"labels": [], "clean": [], "examples": {}}
-    total = len(batches)
-    n = 0
-    for done, (inputs, labels) in enumerate(batches, start=1):
-        with torch.no_grad():
-            clean_logits = [t.model(inputs).float() for t in targets]
-        for ti, logits in enumerate(clean_logits):
-            clean[ti].add(logits, logits, labels)
-        for method, eps in cells:
-            eps_raw = eps / PIXEL_SCALE
-            step_raw = None if config.step_size is None else config.step_size / PIXEL_SCALE
-            shared = (attack(method, source.model, inputs, labels, eps_raw, config.steps, step_raw)
-                      if source else None)
-            for ti, target in enumerate(targets):
-                adversarial = shared if source else attack(method, target.model, inputs, labels, eps_raw,
-                                                           config.steps, step_raw)
-                with torch.no_grad():
-                    tallies[(ti, method, eps)].add(clean_logits[ti], target.model(adversarial).float(), labels)
-                if save_examples is not None and (ti == 0 or not source):
-                    key = (method, eps, None if source else target.path)
-                    saved["examples"].setdefault(key, []).append(adversarial.cpu())
-        if save_examples is not None:
-            saved["labels"].append(labels.cpu())
-            saved["clean"].append(inputs.cpu())
-        n += len(labels)
-        if progress is not None:
-            progress(done, total)
 
-    results = _results(config, targets, source, spec, cells, tallies, clean, n)
-    if save_examples is not None:
-        _save_examples(save_examples, saved, index, config, source, spec)
-    return results
+def _attack_batch(config: AttackConfig, targets: list[_Target], source: Optional[_Target], cells: list,
+                  inputs: torch.Tensor, labels: torch.Tensor, tallies: dict, clean: list,
+                  saved: Optional[dict]) -> None:
+    """Every (method, ε) cell on one batch, tallied per target; with `saved`, the examples are kept there."""
+    import torch
+
+    with torch.no_grad():
+        clean_logits = [t.model(inputs).float() for t in targets]
+    for ti, logits in enumerate(clean_logits):
+        clean[ti].add(logits, logits, labels)
+    step_raw = None if config.step_size is None else config.step_size / PIXEL_SCALE
+    for method, eps in cells:
+        eps_raw = eps / PIXEL_SCALE
+        shared = (attack(method, source.model, inputs, labels, eps_raw, config.steps, step_raw)
+                  if source else None)
+        for ti, target in enumerate(targets):
+            adversarial = shared if source else attack(method, target.model, inputs, labels, eps_raw,
+                                                       config.steps, step_raw)
+            with torch.no_grad():
+                tallies[(ti, method, eps)].add(clean_logits[ti], target.model(adversarial).float(), labels)
+            # Black box: every target saw the same examples, so they are kept once.
+            if saved is not None and (ti == 0 or not source):
+                key = (method, eps, None if source else target.path)
+                saved["examples"].setdefault(key, []).append(adversarial.cpu())
+    if saved is not None:
+        saved["labels"].append(labels.cpu())
+        saved["clean"].append(inputs.cpu())
 
 
 def _rate(count: float, total: float) -> Optional[float]:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 import zipfile
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Callable, Optional, Union
 
 import torch
 
@@ -43,6 +44,46 @@ def save_atomic(payload: dict, path: Union[str, Path], what: str, hint: str = ""
 def save_checkpoint(payload: dict, path: Union[str, Path]) -> None:
     save_atomic({"format": FORMAT, "version": VERSION, **payload}, path, "checkpoint",
                 "; the previous checkpoint is kept. Free disk space or choose another --out")
+
+
+def link_checkpoint(source: Union[str, Path], path: Union[str, Path], payload: dict) -> None:
+    """Make `path` the checkpoint just written to `source` without writing it twice: a hard link,
+    swapped in atomically. A later save to `source` renames a new file over it and leaves `path`
+    as it was. Where the filesystem has no hard links, `payload` is saved to `path` instead."""
+    source, path = Path(source), Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.link")
+    try:
+        tmp.unlink(missing_ok=True)
+        os.link(source, tmp)
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        save_checkpoint(payload, path)
+
+
+class SaveCadence:
+    """Whether last.pt is due after an epoch, apart from the epochs that always write it (the last
+    one, a stop request, a new best test error).
+
+    `every` N: after every Nth epoch (counted from the run's start, so a resumed run keeps the same
+    epochs). None, "auto": when writing last.pt last time took at most `share` of the time that has
+    passed since that write ended, so checkpoints cost at most ~5 % of a run, and a killed run loses at
+    most ~20 write-times of work plus an epoch. The first epoch of a process always writes, which
+    measures the write. Only rank 0 writes, so only its clock decides.
+    """
+
+    def __init__(self, every: Optional[int], share: float = 0.05, clock: Callable[[], float] = time.perf_counter):
+        self.every, self.share, self.clock = every, share, clock
+        self.write_seconds: Optional[float] = None  # the last write of last.pt; unknown until the first
+        self.written_at = clock()
+
+    def due(self, epochs_done: int) -> bool:
+        if self.every is not None:
+            return epochs_done % self.every == 0
+        return self.write_seconds is None or self.write_seconds <= self.share * (self.clock() - self.written_at)
+
+    def wrote(self, seconds: float) -> None:
+        self.write_seconds, self.written_at = seconds, self.clock()
 
 
 def load_checkpoint(path: Union[str, Path], map_location: Any = "cpu") -> dict:

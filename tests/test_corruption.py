@@ -8,13 +8,13 @@ import math
 import pytest
 import torch
 
-from mixup_cli.corruption import (CorruptedLabels, apply_label_file, corrupt_labels, load_label_file,
-                                  make_corrupted_labels, realized_noise, save_label_file, subset_errors)
+from mixup_cli.corrupt_labels import (METHODS, CorruptLabelsConfig, ExperimentCallbacks, parse_per_fraction,
+                                      prepare_experiment, resolve_experiment_config, run_experiment, subset_errors,
+                                      train_config, value_at)
 from mixup_cli.data import DatasetSpec, get_dataset, load_dataset
+from mixup_cli.data.labels import (CorruptedLabels, apply_label_file, corrupt_labels, load_label_file,
+                                   make_corrupted_labels, realized_noise, save_label_file)
 from mixup_cli.errors import ConfigError
-from mixup_cli.memorization import (METHODS, CorruptLabelsConfig, ExperimentCallbacks, parse_per_fraction,
-                                    prepare_experiment, resolve_experiment_config, run_experiment, train_config,
-                                    value_at)
 from mixup_cli.trainer import Interrupted
 
 TINY = ("--dataset", "digits", "--model", "small-cnn", "--batch-size", "128", "--milestones", "1")
@@ -291,7 +291,7 @@ def test_interrupted_experiment_resumes_without_redoing_finished_runs(cli, tmp_p
 
 
 def test_paper_numbers_stand_only_beside_the_papers_setting():
-    from mixup_cli.memorization import is_paper_setting
+    from mixup_cli.corrupt_labels import is_paper_setting
 
     paper = CorruptLabelsConfig()  # the defaults: CIFAR-10, PreAct ResNet-18, 200 epochs
     assert is_paper_setting(paper, 0.5, "mixup") and is_paper_setting(paper, 0.2, "erm+dropout")

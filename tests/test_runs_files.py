@@ -233,7 +233,8 @@ def test_corrupt_labels_resume_extends_finished_runs_and_refuses_fewer_epochs(cl
     assert row["epochs"] == 2 and len((run / "metrics.jsonl").read_text().splitlines()) == 2
     # The training errors are the extended model's, not the cached ones of epoch 1.
     from mixup_cli.checkpoint import load_model
-    from mixup_cli.corruption import load_label_file, memorization_errors
+    from mixup_cli.corrupt_labels import memorization_errors
+    from mixup_cli.data.labels import load_label_file
 
     labels = load_label_file(out / "fraction-0.5" / "labels.pt")
     fresh = memorization_errors(load_model(run / "last.pt"), labels, torch.device("cpu"))

@@ -219,7 +219,7 @@ def test_loader_workers_default_per_device_everywhere(monkeypatch):
 
 
 def test_corrupt_labels_speed_options_mean_what_trains_do(tmp_path):
-    from mixup_cli.memorization import CorruptLabelsConfig, train_config
+    from mixup_cli.corrupt_labels import CorruptLabelsConfig, train_config
 
     experiment = resolve_config(CorruptLabelsConfig, None, {"dataset": "digits", "model": "small-cnn"})
     assert experiment.bf16 is None and experiment.workers is None  # "pick for the device", as in train
@@ -231,9 +231,9 @@ def test_corrupt_labels_speed_options_mean_what_trains_do(tmp_path):
 
 @pytest.mark.parametrize("flag, value, message", [
     ("--compile", "fast", "choose one of: off, default, reduce-overhead, max-autotune"),
-    ("--lr-scale-batch", "0", "'lr_scale_batch' must be at least 1"),
-    ("--threads", "0", "'threads' must be at least 1"),
-    ("--workers", "-1", "'workers' must be at least 0"),
+    ("--lr-scale-batch", "0", "--lr-scale-batch must be at least 1"),
+    ("--threads", "0", "--threads must be at least 1"),
+    ("--workers", "-1", "--workers must be at least 0"),
 ])
 def test_speed_options_refuse_bad_values_in_one_line(cli, tmp_path, flag, value, message):
     result = cli("train", flag, value, "--out", tmp_path / "run")

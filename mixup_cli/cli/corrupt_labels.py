@@ -8,7 +8,7 @@ import typer
 
 from .common import (CONFIG_OPTION, DEBUG_OPTION, JSON_OPTION, console, explicit_keys, ProgressView, print_json,
                      run_guarded, run_interruptible, with_config_options)
-from ..memorization import CorruptLabelsConfig
+from ..corrupt_labels import CorruptLabelsConfig
 
 HELP = ("Table 2 (§3.4): train ERM, dropout, mixup and mixup + dropout on randomly corrupted labels, and "
         "report test error and training error on the kept and the corrupted examples. Paper defaults "
@@ -18,8 +18,8 @@ HELP = ("Table 2 (§3.4): train ERM, dropout, mixup and mixup + dropout on rando
 
 def _resolve(config_path: Optional[Path], overrides: dict, resume: bool) -> tuple[CorruptLabelsConfig, set]:
     from ..config import load_yaml
+    from ..corrupt_labels import EXPERIMENT, resolve_experiment_config
     from ..errors import ConfigError
-    from ..memorization import EXPERIMENT, resolve_experiment_config
 
     explicit = explicit_keys(config_path, overrides)
     if not resume:
@@ -33,7 +33,7 @@ def _resolve(config_path: Optional[Path], overrides: dict, resume: bool) -> tupl
 
 
 def _save_labels(config: CorruptLabelsConfig, path: Path) -> dict:
-    from ..corruption import make_corrupted_labels, save_label_file
+    from ..data.labels import make_corrupted_labels, save_label_file
     from ..errors import ConfigError
 
     if len(config.fraction) != 1:
@@ -84,7 +84,7 @@ def corrupt_labels(
             if json_output:
                 print_json(saved)
             return
-        from ..memorization import experiment, run_experiment
+        from ..corrupt_labels import experiment, run_experiment
 
         with experiment(config, resume, explicit, force) as root:
             progress = ExperimentProgress(config)
@@ -150,7 +150,7 @@ def render_table(result: dict) -> None:
     """Table 2's layout: corruption, method, test error (best, last), training error (real, corrupted)."""
     from rich.table import Table
 
-    from ..memorization import METHODS
+    from ..corrupt_labels import METHODS
 
     rows = result["rows"]
     paper = any(r["paper"] for r in rows)

@@ -112,14 +112,6 @@ def real_points(config: GanConfig, toy: Toy2D) -> torch.Tensor:
     return toy.sample(config.num_samples, generator=generator)
 
 
-def _checkpoint_payload(config, sub, generator, discriminator, opt_g, opt_d, iteration, window, snapshots,
-                        seconds) -> dict:
-    return {"config": to_dict(config), "subrun": dataclasses.asdict(sub), "iteration": iteration,
-            "generator": generator.state_dict(), "discriminator": discriminator.state_dict(),
-            "optimizer_g": opt_g.state_dict(), "optimizer_d": opt_d.state_dict(),
-            "state": {"window": window, "snapshots": snapshots, "seconds": seconds}}
-
-
 def train_subrun(config: GanConfig, toy: Toy2D, sub: SubRun, run_dir: Path, device: torch.device,
                  callbacks: GanCallbacks, should_stop: Callable[[], bool] = lambda: False,
                  progress_every: int = 20, index: int = 0, total: int = 1, resume: bool = False) -> dict:
@@ -127,120 +119,170 @@ def train_subrun(config: GanConfig, toy: Toy2D, sub: SubRun, run_dir: Path, devi
 
     With `resume`, a `last.pt` in `run_dir` is continued from; otherwise training starts afresh."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    generator, discriminator = build_networks(config, sub)
-    generator.to(device)
-    discriminator.to(device)
-    opt_g = torch.optim.Adam(generator.parameters(), lr=sub.lr)
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=sub.lr)
-    start, snapshots, seconds = 0, [], 0.0
-    window = {"d_sum": 0.0, "g_sum": 0.0, "iterations": 0}  # losses since the previous snapshot
-    last = run_dir / runs.LAST
-    if resume and last.is_file():
-        payload = load_checkpoint(last, map_location=device)
-        if payload.get("subrun") != dataclasses.asdict(sub):
-            raise ConfigError(f"checkpoint '{last}' belongs to another sub-run; remove it or use --force")
-        generator.load_state_dict(payload["generator"])
-        discriminator.load_state_dict(payload["discriminator"])
-        opt_g.load_state_dict(payload["optimizer_g"])
-        opt_d.load_state_dict(payload["optimizer_d"])
-        start = payload["iteration"]
-        window, snapshots, seconds = (payload["state"][k] for k in ("window", "snapshots", "seconds"))
-    callbacks.on_subrun_start(sub, index, total, start)
+    recipe = _SubRunRecipe(config, toy, sub, run_dir, device)
+    if resume:
+        recipe.load_last()
+    callbacks.on_subrun_start(sub, index, total, recipe.start)
+    recipe.setup_sampling()
+    return recipe.train(callbacks, should_stop, progress_every)
 
-    scheme = LAMBDA_SCHEMES.get(config.lam_dist)
-    mixing = sub.alpha > 0
-    b, steps = config.batch_size, config.d_steps
-    reals_per_step = b * (scheme.reals if mixing else 1)
-    fakes_per_step = b * (scheme.fakes if mixing else 1)
-    centres = toy.centres_tensor(device)
-    eval_noise = torch.randn(config.num_samples, sub.z_dim,
-                             generator=torch.Generator().manual_seed(derive_seed(sub.seed, 0, 0, EVAL))).to(device)
-    draws = torch.Generator(device=device)
-    snapshot_at = set(config.snapshot_iterations())
-    d_sum = torch.tensor(window["d_sum"], device=device)
-    g_sum = torch.tensor(window["g_sum"], device=device)
-    window_iterations = window["iterations"]
-    lambdas = None
-    d_params = list(discriminator.parameters())
 
-    def save(iteration: int) -> None:
-        state = {"d_sum": d_sum.item(), "g_sum": g_sum.item(), "iterations": window_iterations}
-        save_checkpoint(_checkpoint_payload(config, sub, generator, discriminator, opt_g, opt_d, iteration,
-                                            state, snapshots, seconds + time.perf_counter() - started), last)
+class _SubRunRecipe:
+    """One sub-run, read top to bottom like a training recipe: set up the networks and optimizers,
+    maybe resume from last.pt, set up the sampling streams, then train (discriminator steps, a
+    generator step, snapshots and checkpoints) and finish (final.pt, result.json)."""
 
-    started = time.perf_counter()
-    trained = 0
-    for iteration in range(start, config.iterations):
-        if should_stop():
-            save(iteration)
-            raise Interrupted(last, iteration)
-        draws.manual_seed(derive_seed(sub.seed, iteration, DATA))
-        if mixing and (lambdas is None or iteration % LAMBDA_BLOCK == 0):
-            block = iteration // LAMBDA_BLOCK
-            rng = np.random.default_rng(derive_seed(sub.seed, block, MIX))
-            drawn = scheme.draw(sub.alpha, (LAMBDA_BLOCK, steps, b * scheme.lambdas_per_example, 1), rng)
-            lambdas = torch.from_numpy(drawn.astype(np.float32)).to(device)
+    def __init__(self, config: GanConfig, toy: Toy2D, sub: SubRun, run_dir: Path, device: torch.device):
+        self.config, self.toy, self.sub, self.run_dir, self.device = config, toy, sub, run_dir, device
+        self.last = run_dir / runs.LAST
+        self.start, self.snapshots, self.seconds = 0, [], 0.0
+        self.window = {"d_sum": 0.0, "g_sum": 0.0, "iterations": 0}  # losses since the previous snapshot
+        self._setup_networks()
 
-        # Discriminator: every step's fakes from one generator forward (g is fixed during these steps).
-        real = toy.sample(steps * reals_per_step, generator=draws, centres=centres).view(steps, reals_per_step, 2)
+    def _setup_networks(self) -> None:
+        self.generator, self.discriminator = build_networks(self.config, self.sub)
+        self.generator.to(self.device)
+        self.discriminator.to(self.device)
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=self.sub.lr)
+        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=self.sub.lr)
+        self.d_params = list(self.discriminator.parameters())
+
+    def load_last(self) -> None:
+        """Continue from `last.pt` when there is one (it must be this very sub-run's)."""
+        if not self.last.is_file():
+            return
+        payload = load_checkpoint(self.last, map_location=self.device)
+        if payload.get("subrun") != dataclasses.asdict(self.sub):
+            raise ConfigError(f"checkpoint '{self.last}' belongs to another sub-run; remove it or use --force")
+        self.generator.load_state_dict(payload["generator"])
+        self.discriminator.load_state_dict(payload["discriminator"])
+        self.opt_g.load_state_dict(payload["optimizer_g"])
+        self.opt_d.load_state_dict(payload["optimizer_d"])
+        self.start = payload["iteration"]
+        self.window, self.snapshots, self.seconds = (payload["state"][k] for k in ("window", "snapshots", "seconds"))
+
+    def setup_sampling(self) -> None:
+        """The lambda scheme, batch shapes, random streams, and the loss sums of the current window."""
+        config, sub, device = self.config, self.sub, self.device
+        self.scheme = LAMBDA_SCHEMES.get(config.lam_dist)
+        self.mixing = sub.alpha > 0
+        b = config.batch_size
+        self.reals_per_step = b * (self.scheme.reals if self.mixing else 1)
+        self.fakes_per_step = b * (self.scheme.fakes if self.mixing else 1)
+        self.centres = self.toy.centres_tensor(device)
+        eval_seed = torch.Generator().manual_seed(derive_seed(sub.seed, 0, 0, EVAL))
+        self.eval_noise = torch.randn(config.num_samples, sub.z_dim, generator=eval_seed).to(device)
+        self.draws = torch.Generator(device=device)
+        self.snapshot_at = set(config.snapshot_iterations())
+        self.d_sum = torch.tensor(self.window["d_sum"], device=device)
+        self.g_sum = torch.tensor(self.window["g_sum"], device=device)
+        self.window_iterations = self.window["iterations"]
+        self.lambdas = None
+
+    def train(self, callbacks: GanCallbacks, should_stop: Callable[[], bool], progress_every: int) -> dict:
+        config = self.config
+        self.started = time.perf_counter()
+        trained = 0
+        for iteration in range(self.start, config.iterations):
+            if should_stop():
+                self.save(iteration)
+                raise Interrupted(self.last, iteration)
+            self.step(iteration)
+            trained += 1
+            done = iteration + 1
+            if done in self.snapshot_at:
+                callbacks.on_snapshot(self.sub, self.snapshot(done))
+                if done < config.iterations:
+                    self.save(done)
+            elif done % config.checkpoint_every == 0:
+                self.save(done)
+            if done % progress_every == 0 or done == config.iterations:
+                callbacks.on_progress(self.sub, done)
+        return self.finish(trained, time.perf_counter() - self.started)
+
+    def step(self, iteration: int) -> None:
+        """One iteration: d_steps discriminator steps, then one generator step, all drawn from (seed, iteration)."""
+        self.draws.manual_seed(derive_seed(self.sub.seed, iteration, DATA))
+        if self.mixing and (self.lambdas is None or iteration % LAMBDA_BLOCK == 0):
+            self._draw_lambdas(iteration // LAMBDA_BLOCK)
+        self._discriminator_steps(iteration)
+        self._generator_step()
+        self.window_iterations += 1
+
+    def _draw_lambdas(self, block: int) -> None:
+        steps, b = self.config.d_steps, self.config.batch_size
+        rng = np.random.default_rng(derive_seed(self.sub.seed, block, MIX))
+        drawn = self.scheme.draw(self.sub.alpha, (LAMBDA_BLOCK, steps, b * self.scheme.lambdas_per_example, 1), rng)
+        self.lambdas = torch.from_numpy(drawn.astype(np.float32)).to(self.device)
+
+    def _discriminator_steps(self, iteration: int) -> None:
+        """Every step's fakes from one generator forward (g is fixed during these steps)."""
+        steps, b, draws = self.config.d_steps, self.config.batch_size, self.draws
+        real = self.toy.sample(steps * self.reals_per_step, generator=draws,
+                               centres=self.centres).view(steps, self.reals_per_step, 2)
         with torch.no_grad():
-            noise = torch.randn(steps * fakes_per_step, sub.z_dim, generator=draws, device=device)
-            fake = generator(noise).view(steps, fakes_per_step, 2)
+            noise = torch.randn(steps * self.fakes_per_step, self.sub.z_dim, generator=draws, device=self.device)
+            fake = self.generator(noise).view(steps, self.fakes_per_step, 2)
         for k in range(steps):
-            if mixing:
-                d_loss = scheme.loss(discriminator, real[k], fake[k], lambdas[iteration % LAMBDA_BLOCK, k], draws)
+            if self.mixing:
+                lam = self.lambdas[iteration % LAMBDA_BLOCK, k]
+                d_loss = self.scheme.loss(self.discriminator, real[k], fake[k], lam, draws)
             else:
-                logits = discriminator(torch.cat([real[k], fake[k]]))
+                logits = self.discriminator(torch.cat([real[k], fake[k]]))
                 d_loss = standard_discriminator_loss(logits[:b], logits[b:])
-            opt_d.zero_grad(set_to_none=True)
+            self.opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
-            opt_d.step()
-            d_sum += d_loss.detach()
+            self.opt_d.step()
+            self.d_sum += d_loss.detach()
 
-        # Generator: non-saturating loss on unmixed fakes; d's weights need no gradient here.
-        for p in d_params:
+    def _generator_step(self) -> None:
+        """Non-saturating loss on unmixed fakes; d's weights need no gradient here."""
+        for p in self.d_params:
             p.requires_grad_(False)
-        noise = torch.randn(b, sub.z_dim, generator=draws, device=device)
-        g_loss = generator_loss(discriminator(generator(noise)))
-        opt_g.zero_grad(set_to_none=True)
+        noise = torch.randn(self.config.batch_size, self.sub.z_dim, generator=self.draws, device=self.device)
+        g_loss = generator_loss(self.discriminator(self.generator(noise)))
+        self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
-        opt_g.step()
-        for p in d_params:
+        self.opt_g.step()
+        for p in self.d_params:
             p.requires_grad_(True)
-        g_sum += g_loss.detach()
-        window_iterations += 1
-        trained += 1
-        done = iteration + 1
+        self.g_sum += g_loss.detach()
 
-        if done in snapshot_at:
-            record = _snapshot(config, toy, sub, generator, eval_noise, run_dir, done,
-                               d_sum.item() / (window_iterations * steps), g_sum.item() / window_iterations)
-            snapshots.append(record)
-            d_sum.zero_()
-            g_sum.zero_()
-            window_iterations = 0
-            callbacks.on_snapshot(sub, record)
-            if done < config.iterations:
-                save(done)
-        elif done % config.checkpoint_every == 0:
-            save(done)
-        if done % progress_every == 0 or done == config.iterations:
-            callbacks.on_progress(sub, done)
+    def snapshot(self, iteration: int) -> dict:
+        """Score the generator now and start a new loss window; the record is kept for result.json."""
+        record = _snapshot(self.config, self.toy, self.sub, self.generator, self.eval_noise, self.run_dir, iteration,
+                           self.d_sum.item() / (self.window_iterations * self.config.d_steps),
+                           self.g_sum.item() / self.window_iterations)
+        self.snapshots.append(record)
+        self.d_sum.zero_()
+        self.g_sum.zero_()
+        self.window_iterations = 0
+        return record
 
-    elapsed = time.perf_counter() - started
-    result = {**dataclasses.asdict(sub), "key": sub.key, "iterations": config.iterations,
-              "final": snapshots[-1] if snapshots else None, "snapshots": snapshots,
-              "seconds": seconds + elapsed,
-              "iterations_per_second": (trained / elapsed) if trained and elapsed > 0 else None,
-              "device": str(device), "threads": torch.get_num_threads()}
-    # Order matters for a kill at any moment: final weights, then result.json (which marks the
-    # sub-run finished), then drop last.pt.
-    save_checkpoint({"config": to_dict(config), "subrun": dataclasses.asdict(sub), "iteration": config.iterations,
-                     "generator": generator.state_dict(), "discriminator": discriminator.state_dict()},
-                    run_dir / FINAL)
-    runs.write_text_atomic(run_dir / RESULT, json.dumps(result, indent=2) + "\n")
-    last.unlink(missing_ok=True)
-    return result
+    def save(self, iteration: int) -> None:
+        window = {"d_sum": self.d_sum.item(), "g_sum": self.g_sum.item(), "iterations": self.window_iterations}
+        seconds = self.seconds + time.perf_counter() - self.started
+        save_checkpoint({**self._weights(iteration), "optimizer_g": self.opt_g.state_dict(),
+                         "optimizer_d": self.opt_d.state_dict(),
+                         "state": {"window": window, "snapshots": self.snapshots, "seconds": seconds}}, self.last)
+
+    def _weights(self, iteration: int) -> dict:
+        return {"config": to_dict(self.config), "subrun": dataclasses.asdict(self.sub), "iteration": iteration,
+                "generator": self.generator.state_dict(), "discriminator": self.discriminator.state_dict()}
+
+    def finish(self, trained: int, elapsed: float) -> dict:
+        sub, snapshots = self.sub, self.snapshots
+        result = {**dataclasses.asdict(sub), "key": sub.key, "iterations": self.config.iterations,
+                  "final": snapshots[-1] if snapshots else None, "snapshots": snapshots,
+                  "seconds": self.seconds + elapsed,
+                  "iterations_per_second": (trained / elapsed) if trained and elapsed > 0 else None,
+                  "device": str(self.device), "threads": torch.get_num_threads()}
+        # Order matters for a kill at any moment: final weights, then result.json (which marks the
+        # sub-run finished), then drop last.pt.
+        save_checkpoint(self._weights(self.config.iterations), self.run_dir / FINAL)
+        runs.write_text_atomic(self.run_dir / RESULT, json.dumps(result, indent=2) + "\n")
+        self.last.unlink(missing_ok=True)
+        return result
 
 
 def _snapshot(config, toy, sub, generator, eval_noise, run_dir, iteration, d_loss, g_loss) -> dict:
@@ -316,8 +358,6 @@ def aggregate(results: list[dict]) -> list[dict]:
 def run_experiment(config: GanConfig, out_dir: Path, resume: bool = False, callbacks: Optional[GanCallbacks] = None,
                    should_stop: Callable[[], bool] = lambda: False) -> dict:
     """Train every sub-run of the grid (skipping finished ones), then plot and summarize."""
-    from .plot import plot_snapshots
-
     callbacks = callbacks or GanCallbacks()
     toy = get_toy(config.dataset)
     device = resolve_device(config.device)
@@ -342,20 +382,7 @@ def run_experiment(config: GanConfig, out_dir: Path, resume: bool = False, callb
             callbacks.on_subrun_end(sub, result, skipped=False)
         results.append(result)
 
-    # The figure: the first grid point, ERM above mixup, as in Figure 5.
-    first = subruns[0]
-    pair = [r for r, s in zip(results, subruns) if (s.z_dim, s.lr, s.seed) == (first.z_dim, first.lr, first.seed)]
-    panels = {}
-    for result in pair:
-        for snap in result["snapshots"]:
-            name = f"samples-{result['method']}-{snap['iteration']}.csv"
-            text = (out_dir / "runs" / result["key"] / name).read_text()
-            runs.write_text_atomic(out_dir / name, text)
-            panels[(result["method"], snap["iteration"])] = (read_samples(out_dir / name), snap)
-    figure = out_dir / f"gan-{config.dataset}.png"
-    plot_snapshots(figure, real.numpy(), panels, [r["method"] for r in pair], config.snapshot_iterations(),
-                   {r["method"]: r["alpha"] for r in pair}, toy, title=f"{toy.name}: z-dim {first.z_dim}, "
-                   f"lr {first.lr:g}, seed {first.seed}, lambda {config.lam_dist}")
+    figure = _plot_first_pair(config, toy, out_dir, subruns, results, real)
     trained = [r["iterations_per_second"] for r in results if r.get("iterations_per_second")]
     summary = {"dataset": config.dataset, "dataset_description": toy.description, "alpha": config.alpha,
                "lam_dist": config.lam_dist, "iterations": config.iterations, "d_steps": config.d_steps,
@@ -369,6 +396,28 @@ def run_experiment(config: GanConfig, out_dir: Path, resume: bool = False, callb
                "runs": [{k: v for k, v in r.items()} for r in results]}
     runs.write_text_atomic(out_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _plot_first_pair(config: GanConfig, toy: Toy2D, out_dir: Path, subruns: list[SubRun], results: list[dict],
+                     real: torch.Tensor) -> Path:
+    """The figure: the first grid point, ERM above mixup, as in Figure 5; its sample CSVs are copied
+    beside it."""
+    from .plot import plot_snapshots
+
+    first = subruns[0]
+    pair = [r for r, s in zip(results, subruns) if (s.z_dim, s.lr, s.seed) == (first.z_dim, first.lr, first.seed)]
+    panels = {}
+    for result in pair:
+        for snap in result["snapshots"]:
+            name = f"samples-{result['method']}-{snap['iteration']}.csv"
+            text = (out_dir / "runs" / result["key"] / name).read_text()
+            runs.write_text_atomic(out_dir / name, text)
+            panels[(result["method"], snap["iteration"])] = (read_samples(out_dir / name), snap)
+    figure = out_dir / f"gan-{config.dataset}.png"
+    plot_snapshots(figure, real.numpy(), panels, [r["method"] for r in pair], config.snapshot_iterations(),
+                   {r["method"]: r["alpha"] for r in pair}, toy, title=f"{toy.name}: z-dim {first.z_dim}, "
+                   f"lr {first.lr:g}, seed {first.seed}, lambda {config.lam_dist}")
+    return figure
 
 
 def prepare_out_dir(path: Optional[str], config: GanConfig, resume: bool, force: bool) -> Path:

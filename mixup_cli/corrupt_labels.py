@@ -1,6 +1,9 @@
-"""The memorization experiment of §3.4 (Table 2): ERM, dropout, mixup and mixup + dropout trained on
-the same randomly corrupted CIFAR-10 labels, compared on test error (best and last epoch) and on
-training error over the kept ("real") and the corrupted examples.
+"""`mixup corrupt-labels`: the memorization experiment of §3.4 (Table 2). ERM, dropout, mixup and
+mixup + dropout are trained on the same randomly corrupted CIFAR-10 labels and compared on test error
+(best and last epoch) and on training error over the kept ("real") and the corrupted examples.
+
+Here is the experiment's protocol (its methods, per-fraction settings, config, directory and the
+training errors per subset); the corrupted labels and their files are data (data/labels.py).
 
 An experiment lives in one directory:
 
@@ -19,12 +22,17 @@ import dataclasses
 import json
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Iterable, Optional
 
 from . import runs
 from .config import TrainConfig, check_keys, load_yaml, option, resolve_config, same_option, to_dict
 from .errors import ConfigError
 from .registry import Registry
+
+if TYPE_CHECKING:  # torch is imported inside the functions: the CLI builds its options without it
+    import torch
+
+    from .data.labels import CorruptedLabels
 
 EXPERIMENT = "experiment.yaml"
 LABELS = "labels.pt"
@@ -281,7 +289,7 @@ def _create(root: Path, config: CorruptLabelsConfig, force: bool) -> None:
     if root.is_dir() and any(root.iterdir()) and not force:
         raise ConfigError(f"output directory '{root}' is not empty; pass --resume to continue the experiment "
                           f"in it, --force to replace it, or choose another --out")
-    from .corruption import training_labels
+    from .data.labels import training_labels
 
     original = training_labels(config.dataset, config.data_dir)  # a dataset without labels fails here, before any write
     if force and root.is_dir():
@@ -332,7 +340,7 @@ def experiment(config: CorruptLabelsConfig, resume: bool, explicit: set[str], fo
 
 def experiment_labels(config: CorruptLabelsConfig, fraction: float, root: Path, original=None):
     """The corrupted labels of `fraction`: made once, then read back from the experiment directory."""
-    from .corruption import load_label_file, make_corrupted_labels, save_label_file
+    from .data.labels import load_label_file, make_corrupted_labels, save_label_file
 
     path = fraction_dir(root, fraction) / LABELS
     wanted = {"dataset": _dataset_name(config), "fraction": float(fraction), "seed": config.corruption_seed,
@@ -466,7 +474,6 @@ def sub_run_row(config: CorruptLabelsConfig, fraction: float, method: str, train
 
 def _memorization(run_dir: Path, corrupted, train_cfg: TrainConfig) -> dict:
     from .checkpoint import load_checkpoint, model_from_checkpoint
-    from .corruption import memorization_errors
     from .devices import resolve_device
 
     cache = run_dir / MEMORIZATION
@@ -478,3 +485,56 @@ def _memorization(run_dir: Path, corrupted, train_cfg: TrainConfig) -> dict:
                                  train_cfg.workers)
     runs.write_text_atomic(cache, json.dumps(errors, indent=2) + "\n")
     return errors
+
+
+# ---------------------------------------------------------------------------------------------
+# Memorization: training error on the kept and on the corrupted examples (Table 2's last columns).
+
+def predict(model: torch.nn.Module, batches: Iterable) -> torch.Tensor:
+    """The predicted class of every example, in batch order, on the batches' device."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return torch.cat([model(inputs).argmax(dim=1) for inputs, _ in batches])
+    finally:
+        model.train(was_training)
+
+
+def subset_errors(predictions: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> dict:
+    """Error (percent) of `predictions` against `labels` on the kept (~mask) and the corrupted (mask) examples.
+
+    The kept examples' labels are their true ones, so "real" is the error against the truth there;
+    "corrupted" is the error against the corrupted labels, near 0 when a model has memorized them.
+    An empty subset gives None.
+    """
+    import torch
+
+    mask = mask.to(predictions.device)
+    wrong = predictions != labels.to(predictions.device)
+    counts = torch.stack([(~mask).sum(), mask.sum(), (wrong & ~mask).sum(), (wrong & mask).sum()]).tolist()
+    n_real, n_corrupted, wrong_real, wrong_corrupted = counts  # the one host sync
+
+    def percent(k: int, n: int) -> Optional[float]:
+        return 100.0 * k / n if n else None
+
+    return {"train_error_real": percent(wrong_real, n_real),
+            "train_error_corrupted": percent(wrong_corrupted, n_corrupted),
+            "n_real": n_real, "n_corrupted": n_corrupted}
+
+
+def memorization_errors(model: torch.nn.Module, corrupted: CorruptedLabels, device: torch.device,
+                        data_dir: Optional[str] = None, batch_size: int = 512,
+                        workers: Optional[int] = None) -> dict:
+    """Evaluate `model` on the un-augmented training split against the corrupted labels, per subset."""
+    from .data import get_dataset
+    from .data.batches import make_batches
+    from .data.labels import relabel
+
+    spec = get_dataset(corrupted.dataset)
+    train_set = relabel(spec.load("train", data_dir), corrupted.labels)
+    batches = make_batches(train_set, batch_size, device, shuffle=False, workers=workers)
+    predictions = predict(model, batches)
+    return subset_errors(predictions, corrupted.labels, corrupted.mask)

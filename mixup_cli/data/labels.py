@@ -1,26 +1,30 @@
-"""Randomly corrupted training labels (Zhang et al., 2017), as used in §3.4 / Table 2 of the paper.
+"""Training labels replaced by other ones: randomly corrupted labels and the label files that carry them.
 
-A fraction p of the training examples is chosen and each chosen label is replaced by a class
-drawn uniformly at random. Everything here is a pure function of (labels, p, seed), so the same
-seed gives the same corrupted set on every machine; the test split is never touched.
+The corruption is that of Zhang et al. (2017), used in §3.4 / Table 2 of the paper: a fraction p of
+the training examples is chosen and each chosen label is replaced by a class drawn uniformly at
+random. Everything here is a pure function of (labels, p, seed), so the same seed gives the same
+corrupted set on every machine; the test split is never touched.
 
 A label file holds the corrupted labels with the mask of chosen examples, the original labels,
 the seed and the dataset name. It is written with `torch.save` of plain tensors and scalars and
-read back with `weights_only=True`, so loading someone else's file never runs code.
+read back with `weights_only=True`, so loading someone else's file never runs code. `mixup
+corrupt-labels --save-labels` writes one (its experiment module, corrupt_labels.py, writes one per
+fraction); `mixup train --labels` applies one to the training split (`apply_label_file`).
 """
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Iterable, Optional, Union
+from typing import Optional, Union
 
 import torch
 from torch.utils.data import Dataset
 
-from .checkpoint import save_atomic
-from .data import TensorSplit
-from .errors import ConfigError
-from .seeding import derive_seed
+from ..checkpoint import save_atomic
+from ..errors import ConfigError
+from ..seeding import derive_seed
+from . import get_dataset
+from .tensor_split import TensorSplit
 
 FORMAT = "mixup-cli-labels"
 VERSION = 1
@@ -138,8 +142,6 @@ def relabel(dataset: Dataset, labels: torch.Tensor) -> Dataset:
 
 def training_labels(dataset: str, data_dir: Optional[str] = None) -> torch.Tensor:
     """The training labels of a registered dataset; a ConfigError when it has no class labels."""
-    from .data import get_dataset
-
     spec = get_dataset(dataset)
     if spec.num_classes < 2:
         raise ConfigError(f"dataset '{spec.name}' has no class labels to corrupt; choose a classification dataset")
@@ -150,8 +152,6 @@ def make_corrupted_labels(dataset: str, fraction: float, seed: int, exact: bool 
                           exclude_true: bool = False, data_dir: Optional[str] = None,
                           original: Optional[torch.Tensor] = None) -> CorruptedLabels:
     """Corrupt the training labels of a registered dataset (`original`: them, when already loaded)."""
-    from .data import get_dataset
-
     spec = get_dataset(dataset)
     if original is None:
         original = training_labels(dataset, data_dir)
@@ -188,14 +188,31 @@ def load_label_file(path: Union[str, Path], dataset: Optional[str] = None,
     one-line ConfigError.
     """
     path = Path(path)
+    corrupted = _validated(_read(path), path)
+    if dataset is not None and corrupted.dataset != dataset:
+        raise ConfigError(f"labels file '{path}' was made for dataset '{corrupted.dataset}', not '{dataset}'; "
+                          f"train on '{corrupted.dataset}' or corrupt the labels of '{dataset}'")
+    n = len(corrupted.labels)
+    if size is not None and n != size:
+        raise ConfigError(f"labels file '{path}' holds {n} labels but the training split of "
+                          f"'{corrupted.dataset}' has {size}; it was made from another version of the data")
+    return corrupted
+
+
+def _read(path: Path):
+    """The file's contents, loaded without running code (weights_only)."""
     if not path.is_file():
         raise ConfigError(f"labels file '{path}' does not exist; write one with mixup corrupt-labels --save-labels")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds for damaged or foreign files
         first = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
         raise ConfigError(f"labels file '{path}' cannot be read ({first}); write it again with "
                           f"mixup corrupt-labels --save-labels") from None
+
+
+def _validated(payload, path: Path) -> CorruptedLabels:
+    """The payload as CorruptedLabels, once every field has its type and the fields agree."""
 
     def bad(problem: str) -> ConfigError:
         return ConfigError(f"labels file '{path}' is not a valid mixup labels file: {problem}")
@@ -230,14 +247,7 @@ def load_label_file(path: Union[str, Path], dataset: Optional[str] = None,
         raise bad("labels outside the mask differ from the original labels")
     if not 0.0 <= values["fraction"] <= 1.0:
         raise bad(f"fraction {values['fraction']} is outside [0, 1]")
-    corrupted = CorruptedLabels(**tensors, **values)
-    if dataset is not None and corrupted.dataset != dataset:
-        raise ConfigError(f"labels file '{path}' was made for dataset '{corrupted.dataset}', not '{dataset}'; "
-                          f"train on '{corrupted.dataset}' or corrupt the labels of '{dataset}'")
-    if size is not None and n != size:
-        raise ConfigError(f"labels file '{path}' holds {n} labels but the training split of "
-                          f"'{corrupted.dataset}' has {size}; it was made from another version of the data")
-    return corrupted
+    return CorruptedLabels(**tensors, **values)
 
 
 def apply_label_file(train_set: Dataset, path: Optional[str], spec) -> Dataset:
@@ -255,51 +265,3 @@ def apply_label_file(train_set: Dataset, path: Optional[str], spec) -> Dataset:
             raise ConfigError(f"labels file '{path}' was made from other training labels than those of "
                               f"'{spec.name}' here (another split or version); corrupt the labels again")
     return relabel(train_set, corrupted.labels)
-
-
-# ---------------------------------------------------------------------------------------------
-# Memorization: training error on the kept and on the corrupted examples (Table 2's last columns).
-
-@torch.no_grad()
-def predict(model: torch.nn.Module, batches: Iterable) -> torch.Tensor:
-    """The predicted class of every example, in batch order, on the batches' device."""
-    was_training = model.training
-    model.eval()
-    try:
-        return torch.cat([model(inputs).argmax(dim=1) for inputs, _ in batches])
-    finally:
-        model.train(was_training)
-
-
-def subset_errors(predictions: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> dict:
-    """Error (percent) of `predictions` against `labels` on the kept (~mask) and the corrupted (mask) examples.
-
-    The kept examples' labels are their true ones, so "real" is the error against the truth there;
-    "corrupted" is the error against the corrupted labels, near 0 when a model has memorized them.
-    An empty subset gives None.
-    """
-    mask = mask.to(predictions.device)
-    wrong = predictions != labels.to(predictions.device)
-    counts = torch.stack([(~mask).sum(), mask.sum(), (wrong & ~mask).sum(), (wrong & mask).sum()]).tolist()
-    n_real, n_corrupted, wrong_real, wrong_corrupted = counts  # the one host sync
-
-    def percent(k: int, n: int) -> Optional[float]:
-        return 100.0 * k / n if n else None
-
-    return {"train_error_real": percent(wrong_real, n_real),
-            "train_error_corrupted": percent(wrong_corrupted, n_corrupted),
-            "n_real": n_real, "n_corrupted": n_corrupted}
-
-
-def memorization_errors(model: torch.nn.Module, corrupted: CorruptedLabels, device: torch.device,
-                        data_dir: Optional[str] = None, batch_size: int = 512,
-                        workers: Optional[int] = None) -> dict:
-    """Evaluate `model` on the un-augmented training split against the corrupted labels, per subset."""
-    from .data import get_dataset
-    from .data.batches import make_batches
-
-    spec = get_dataset(corrupted.dataset)
-    train_set = relabel(spec.load("train", data_dir), corrupted.labels)
-    batches = make_batches(train_set, batch_size, device, shuffle=False, workers=workers)
-    predictions = predict(model, batches)
-    return subset_errors(predictions, corrupted.labels, corrupted.mask)
