@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from mixup_cli.reproduce.tables import collapsed, mean_std
+from mixup_cli.reproduce.tables import collapsed
+from mixup_cli.seeds import mean_std
 from test_mnist import write_set
 
 TABLES = ["table1", "table3", "figure2"]

@@ -13,15 +13,6 @@ HELP = ("Reproduce a table or figure of the paper (table1, table3, figure2, ...)
         "setting (a GPU and the datasets).")
 
 
-def _seeds(text: str) -> list[int]:
-    from ..errors import ConfigError
-
-    items = [item.strip() for item in text.split(",")]
-    if not all(item.isdigit() for item in items):
-        raise ConfigError(f"--seeds '{text}' is not a comma-separated list of seeds; e.g. --seeds 0,1,2")
-    return [int(item) for item in items]
-
-
 def reproduce(
     tables: List[str] = typer.Argument(..., help="Tables or figures to reproduce (`all` for every one), e.g. table1 table3."),
     scale: str = typer.Option("quick", "--scale", help="quick (a CPU, minutes to an hour each) or paper (the paper's "
@@ -40,9 +31,10 @@ def reproduce(
 ) -> None:
     def body():
         from .. import reproduce as library
+        from ..seeds import parse_seeds
 
         names = list(library.PAPER_ORDER) if tables == ["all"] else tables
-        plan = library.make_plan(names, scale, _seeds(seeds), out or Path("runs") / f"reproduce-{scale}", data_dir, device, epochs)
+        plan = library.make_plan(names, scale, parse_seeds(seeds), out or Path("runs") / f"reproduce-{scale}", data_dir, device, epochs)
         _print_plan(plan, parallel)
         if dry_run:
             return

@@ -41,6 +41,9 @@ def train(
     print_config: bool = typer.Option(False, "--print-config", help="Print the resolved config as YAML and exit."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last.pt."),
     force: bool = typer.Option(False, "--force", help="Replace a run already in --out."),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="Train once per seed, e.g. 0,1,2: one run in "
+                                        "--out/seed-N each, and their mean ± std in --out/summary.json. With "
+                                        "--resume, finished seeds are kept and stopped ones continued."),
     json_output: bool = JSON_OPTION,
     debug: bool = DEBUG_OPTION,
     overrides: dict = None,
@@ -50,33 +53,97 @@ def train(
             from ..errors import ConfigError
 
             raise ConfigError("--resume continues the run in --out and --force replaces it; pass one of them")
+        if seeds is not None:
+            return _train_seeds(config_path, overrides, seeds, resume, force, json_output)
         config, _ = _resolve(config_path, overrides, resume)
         if print_config:
             import yaml
 
             typer.echo(yaml.safe_dump(to_dict(config), sort_keys=False), nl=False)
             return
-        from ..devices import resolve_device
-        from ..distributed import from_environment
-        from ..runs import check_run_dir, run_path
-        from ..trainer import train as run_training
-
-        resolve_device(config.device)  # a missing GPU is refused first, with one line
-        dist = from_environment(config.device)
-        run_dir = dist.on_main(lambda: run_path(config.out, config))  # one name for every rank: it holds the time
-        check_run_dir(run_dir, resume, force)  # an occupied --out is refused before the progress display starts
-        progress = TrainProgress(config)
-        summary = run_interruptible(
-            lambda stop: run_training(config, run_dir, resume=resume, force=force, callbacks=progress,
-                                      should_stop=stop),
-            progress, f"mixup train --resume --out {run_dir}")
-        if not dist.is_main:
+        summary = _train_one(config, resume, force)
+        if summary is None:
             return  # only rank 0 reports
         render_summary(summary)
         if json_output:
             print_json(summary)
 
     run_guarded(debug, body)
+
+
+def _train_one(config: TrainConfig, resume: bool, force: bool, resume_command: Optional[str] = None) -> Optional[dict]:
+    """One run with its progress display; its summary, or None on ranks other than 0."""
+    from ..devices import resolve_device
+    from ..distributed import from_environment
+    from ..runs import check_run_dir, run_path
+    from ..trainer import train as run_training
+
+    resolve_device(config.device)  # a missing GPU is refused first, with one line
+    dist = from_environment(config.device)
+    run_dir = dist.on_main(lambda: run_path(config.out, config))  # one name for every rank: it holds the time
+    check_run_dir(run_dir, resume, force)  # an occupied --out is refused before the progress display starts
+    progress = TrainProgress(config)
+    summary = run_interruptible(
+        lambda stop: run_training(config, run_dir, resume=resume, force=force, callbacks=progress, should_stop=stop),
+        progress, resume_command or f"mixup train --resume --out {run_dir}")
+    return summary if dist.is_main else None
+
+
+def _train_seeds(config_path: Optional[Path], overrides: dict, seeds_text: str, resume: bool, force: bool,
+                 json_output: bool) -> None:
+    """--seeds: one run per seed under --out/seed-N, then their aggregate beside them."""
+    import json
+
+    from ..errors import ConfigError
+    from ..runs import LAST, SUMMARY, run_path
+    from ..seeds import aggregate_runs, parse_seeds, seed_dir, write_aggregate
+
+    seeds = parse_seeds(seeds_text)
+    if overrides.get("seed") is not None:
+        raise ConfigError("--seed and --seeds both given; pass one of them")
+    if resume and not overrides.get("out"):
+        raise ConfigError("--resume --seeds needs --out DIR, the folder holding the seed runs")
+    root = Path(overrides.get("out") or run_path(None, resolve_config(TrainConfig, config_path, overrides)))
+    again = f"mixup train --resume --seeds {seeds_text} --out {root}"
+    summaries = []
+    for seed in seeds:
+        out = seed_dir(root, seed)
+        done = json.loads((out / SUMMARY).read_text()) if (out / SUMMARY).is_file() else None
+        if resume and done is not None and overrides.get("epochs") in (None, done["epochs"]):
+            console.print(f"seed {seed}: finished already ({out})")
+            summaries.append(done)
+            continue
+        again_this = resume and (out / LAST).is_file()
+        config, _ = _resolve(config_path, dict(overrides, seed=seed, out=str(out)), again_this)
+        summaries.append(_train_one(config, again_this, force, again))
+    payload = {"root": str(root), **aggregate_runs(summaries)}
+    payload["summary_json"] = str(write_aggregate(root, payload))
+    render_seeds(payload)
+    if json_output:
+        print_json(payload)
+
+
+def render_seeds(payload: dict) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"mixup train: {len(payload['seeds'])} seeds in {payload['root']}", header_style="bold")
+    for column in ("seed", "last epoch %", "best %", "best epoch", "median last 10 %", "top-5 %"):
+        table.add_column(column, justify="right")
+    for run in payload["runs"]:
+        table.add_row(str(run["seed"]), *[_pct(run[k]) for k in ("test_error", "best_test_error")],
+                      str(run["best_epoch"]), _pct(run["median_last10_test_error"]), _pct(run["test_top5_error"]))
+    table.add_row("mean ± std", *[_pm(payload[k]) for k in ("test_error", "best_test_error")], "",
+                  _pm(payload["median_last10_test_error"]), _pm(payload["test_top5_error"]), style="bold")
+    console.print(table)
+    console.print(f"wrote {payload['summary_json']}")
+
+
+def _pct(value) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _pm(stat: dict) -> str:
+    return "-" if stat["mean"] is None else f"{stat['mean']:.2f} ± {stat['std']:.2f}"
 
 
 class TrainProgress(ProgressView):

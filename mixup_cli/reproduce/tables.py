@@ -8,12 +8,12 @@ models, epochs and alpha (a GPU and the datasets' files). A report is plain data
 from __future__ import annotations
 
 import dataclasses
-import statistics
 from pathlib import Path
 from typing import Callable, Optional
 
 from ..errors import ConfigError
 from ..registry import Registry
+from ..seeds import mean_std
 from . import paper
 from .jobs import PACKAGE_ROOT, Job, read_result
 
@@ -43,15 +43,6 @@ PROTOCOLS: Registry[Protocol] = Registry("table")
 def register(protocol: Protocol) -> Protocol:
     PROTOCOLS.register(protocol.name)(protocol)
     return protocol
-
-
-def mean_std(values: list[float]) -> dict:
-    """{'mean', 'std', 'n', 'values'}; std is the sample standard deviation (0 for one value)."""
-    values = [float(v) for v in values]
-    if not values:
-        return {"mean": None, "std": None, "n": 0, "values": []}
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return {"mean": statistics.fmean(values), "std": std, "n": len(values), "values": values}
 
 
 def data_args(options: dict) -> list[str]:

@@ -1,0 +1,58 @@
+"""Several seeds of one experiment: one run directory per seed, and their aggregate.
+
+    <out>/seed-0/ ...      an ordinary run (or experiment) per seed
+    <out>/summary.json     mean ± std over the seeds, and each seed's own figures
+
+Used by `--seeds` of train and corrupt-labels, and by `mixup reproduce`.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+from typing import Iterable
+
+from .errors import ConfigError
+
+# The figures of a training run that are aggregated: last epoch, best epoch, median of the last 10
+# epochs (the paper's three ways of reading a run), top-5.
+TRAIN_KEYS = ("test_error", "best_test_error", "median_last10_test_error", "test_top5_error")
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0,1,2' -> [0, 1, 2]; empty items, repeats and non-numbers are refused rather than dropped."""
+    items = [item.strip() for item in str(text).split(",")]
+    if not all(item.isdigit() for item in items):
+        raise ConfigError(f"--seeds '{text}' is not a comma-separated list of seeds (whole numbers); e.g. --seeds 0,1,2")
+    seeds = [int(item) for item in items]
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds '{text}' repeats a seed; give each once")
+    return seeds
+
+
+def seed_dir(root: Path, seed: int) -> Path:
+    return Path(root) / f"seed-{seed}"
+
+
+def mean_std(values: Iterable[float]) -> dict:
+    """{'mean', 'std', 'n', 'values'}; std is the sample standard deviation (0 for one value)."""
+    values = [float(v) for v in values if v is not None]
+    if not values:
+        return {"mean": None, "std": None, "n": 0, "values": []}
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return {"mean": statistics.fmean(values), "std": std, "n": len(values), "values": values}
+
+
+def aggregate_runs(summaries: list[dict], keys: Iterable[str] = TRAIN_KEYS) -> dict:
+    """The seeds' summaries side by side and their mean ± std per key."""
+    per_run = [{"seed": s.get("seed"), **{k: s.get(k) for k in (*keys, "best_epoch", "run_dir")}} for s in summaries]
+    return {"seeds": [s.get("seed") for s in summaries], "runs": per_run,
+            **{key: mean_std(s.get(key) for s in summaries) for key in keys}}
+
+
+def write_aggregate(root: Path, payload: dict) -> Path:
+    from .runs import write_text_atomic
+
+    path = Path(root) / "summary.json"
+    write_text_atomic(path, json.dumps(payload, indent=2) + "\n")
+    return path
