@@ -538,3 +538,22 @@ def memorization_errors(model: torch.nn.Module, corrupted: CorruptedLabels, devi
     batches = make_batches(train_set, batch_size, device, shuffle=False, workers=workers)
     predictions = predict(model, batches)
     return subset_errors(predictions, corrupted.labels, corrupted.mask)
+
+
+TABLE2_KEYS = ("best_test_error", "last_test_error", "train_error_real", "train_error_corrupted")
+
+
+def aggregate_seeds(results: list[dict]) -> list[dict]:
+    """Table 2's rows over several seeds' experiments: mean ± std per (fraction, method) and key."""
+    from .seeds import mean_std
+
+    rows = [row for result in results for row in result["rows"]]
+    cells = list(dict.fromkeys((r["fraction"], r["method"]) for r in rows))
+    merged = []
+    for fraction, method in cells:
+        chosen = [r for r in rows if (r["fraction"], r["method"]) == (fraction, method)]
+        merged.append({"fraction": fraction, "method": method, "runs": len(chosen),
+                       "realized_noise": mean_std(r["realized_noise"] for r in chosen),
+                       **{key: mean_std(r[key] for r in chosen) for key in TABLE2_KEYS},
+                       "paper": PAPER_TABLE2.get((fraction, method))})
+    return merged

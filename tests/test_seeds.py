@@ -40,3 +40,17 @@ def test_statistics():
     assert (stat["mean"], stat["n"]) == (12.0, 3) and stat["std"] == pytest.approx(2.0)
     merged = aggregate_runs([{"seed": 0, "test_error": 1.0}, {"seed": 1, "test_error": 3.0}], keys=["test_error"])
     assert merged["seeds"] == [0, 1] and merged["test_error"]["mean"] == 2.0
+
+
+def test_corrupt_labels_over_seeds(cli, tmp_path):
+    out = tmp_path / "t2"
+    result = cli("corrupt-labels", "--dataset", "digits", "--model", "small-cnn", "--epochs", "1", "--milestones", "1",
+                 "--fraction", "0.5", "--methods", "erm,mixup", "--seeds", "0,1", "--out", out, "--json")
+    assert result.exit_code == 0, result.stderr
+    rows = result.json()["rows"]
+    assert [(r["fraction"], r["method"], r["runs"]) for r in rows] == [(0.5, "erm", 2), (0.5, "mixup", 2)]
+    for row in rows:  # each seed's sub-run of this method ended at the error aggregated
+        expected = [json.loads((out / f"seed-{s}" / "fraction-0.5" / row["method"] / "summary.json").read_text())
+                    ["test_error"] for s in (0, 1)]
+        assert row["last_test_error"]["values"] == expected
+    assert json.loads((out / "summary.json").read_text())["seeds"] == [0, 1]

@@ -57,6 +57,9 @@ def corrupt_labels(
     resume: bool = typer.Option(False, "--resume", help="Continue the experiment in --out; finished runs are kept "
                                 "(and extended when --epochs is raised)."),
     force: bool = typer.Option(False, "--force", help="Replace an experiment already in --out."),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="Run the experiment once per seed, e.g. 0,1,2 (the "
+                                        "training seed, and the corruption's unless --label-seed): one in "
+                                        "--out/seed-N each, mean ± std in --out/summary.json."),
     save_labels: Optional[Path] = typer.Option(None, "--save-labels", help="Also write the corrupted labels (one "
                                                "--fraction) to this file, for `mixup train --labels FILE`."),
     labels_only: bool = typer.Option(False, "--labels-only", help="Only write --save-labels; train nothing."),
@@ -71,6 +74,8 @@ def corrupt_labels(
 
         if resume and force:
             raise ConfigError("--resume continues the experiment in --out and --force replaces it; pass one of them")
+        if seeds is not None:
+            return _run_seeds(config_path, overrides, seeds, resume, force, json_output)
         config, explicit = _resolve(config_path, overrides, resume)
         if print_config:
             import yaml
@@ -84,13 +89,7 @@ def corrupt_labels(
             if json_output:
                 print_json(saved)
             return
-        from ..corrupt_labels import experiment, run_experiment
-
-        with experiment(config, resume, explicit, force) as root:
-            progress = ExperimentProgress(config)
-            result = run_interruptible(lambda stop: run_experiment(config, root, callbacks=progress,
-                                                                   should_stop=stop),
-                                       progress, f"mixup corrupt-labels --resume --out {root}")
+        result = _run_one(config, resume, explicit, force)
         if saved is not None:
             result["labels_file"] = saved["labels_file"]
         render_table(result)
@@ -98,6 +97,64 @@ def corrupt_labels(
             print_json(result)
 
     run_guarded(debug, body)
+
+
+def _run_one(config: CorruptLabelsConfig, resume: bool, explicit: set, force: bool,
+             resume_command: Optional[str] = None) -> dict:
+    from ..corrupt_labels import experiment, run_experiment
+
+    with experiment(config, resume, explicit, force) as root:
+        progress = ExperimentProgress(config)
+        return run_interruptible(lambda stop: run_experiment(config, root, callbacks=progress, should_stop=stop),
+                                 progress, resume_command or f"mixup corrupt-labels --resume --out {root}")
+
+
+def _run_seeds(config_path: Optional[Path], overrides: dict, seeds_text: str, resume: bool, force: bool,
+               json_output: bool) -> None:
+    """--seeds: the experiment once per seed under --out/seed-N, then Table 2's rows over the seeds."""
+    from ..corrupt_labels import EXPERIMENT, aggregate_seeds
+    from ..errors import ConfigError
+    from ..seeds import parse_seeds, seed_dir, write_aggregate
+
+    seeds = parse_seeds(seeds_text)
+    if overrides.get("seed") is not None:
+        raise ConfigError("--seed and --seeds both given; pass one of them")
+    if not overrides.get("out"):
+        raise ConfigError("--seeds needs --out DIR, the folder that holds one experiment per seed")
+    root = Path(overrides["out"])
+    again = f"mixup corrupt-labels --resume --seeds {seeds_text} --out {root}"
+    results = []
+    for seed in seeds:
+        out = seed_dir(root, seed)
+        continuing = resume and (out / EXPERIMENT).is_file()
+        config, explicit = _resolve(config_path, dict(overrides, seed=seed, out=str(out)), continuing)
+        results.append(_run_one(config, continuing, explicit, force, again))
+    payload = {"root": str(root), "seeds": seeds, "dataset": results[0]["dataset"], "model": results[0]["model"],
+               "epochs": results[0]["epochs"], "rows": aggregate_seeds(results),
+               "experiments": [str(seed_dir(root, s)) for s in seeds]}
+    payload["summary_json"] = str(write_aggregate(root, payload))
+    render_seeds_table(payload)
+    if json_output:
+        print_json(payload)
+
+
+def render_seeds_table(payload: dict) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"Table 2 (§3.4) over seeds {', '.join(map(str, payload['seeds']))}: errors in %, mean ± std; "
+                        f"{payload['dataset']}, {payload['model']}, {payload['epochs']} epochs", header_style="bold")
+    for column in ("corruption", "method", "test best", "test last", "train real", "train corrupted"):
+        table.add_column(column, justify="left" if column in ("corruption", "method") else "right")
+    for r in payload["rows"]:
+        table.add_row(f"{100 * r['fraction']:g}%", r["method"],
+                      *[_mean_std(r[k]) for k in ("best_test_error", "last_test_error", "train_error_real",
+                                                  "train_error_corrupted")])
+    console.print(table)
+    console.print(f"wrote {payload['summary_json']}")
+
+
+def _mean_std(stat: dict) -> str:
+    return "-" if stat["mean"] is None else f"{stat['mean']:.2f} ± {stat['std']:.2f}"
 
 
 def _percent(value: Optional[float]) -> str:
