@@ -187,7 +187,7 @@ def test_resume_skips_finished_subruns_and_continues_exactly(cli, tmp_path):
     (["--dataset", "rng"], "did you mean 'ring'"),
     (["--alpha", "-0.1"], "alpha"),
     (["--iterations", "0"], "iterations"),
-    (["--lam-dist", "gamma"], "lam_dist"),
+    (["--lam-dist", "gamma"], "--lam-dist"),
     (["--seeds", "0,0"], "seeds"),
 ])
 def test_bad_input_exits_2(cli, tmp_path, args, message):

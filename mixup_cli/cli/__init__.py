@@ -9,23 +9,42 @@ import typer
 
 from . import eval as eval_command
 from . import gan as gan_command
-from . import attack, corrupt_labels, listing, train
+from . import attack, corrupt_labels, listing, reproduce, train
+from .helpscreen import MixupCommand, MixupGroup
 
 app = typer.Typer(
     name="mixup",
     help="Reproduce 'mixup: Beyond Empirical Risk Minimization' (Zhang et al., ICLR 2018): "
          "train with mixup or ERM, evaluate, and compare.",
+    cls=MixupGroup,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
+    context_settings={"help_option_names": ["-h", "--help"]},  # subcommands inherit it
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
-app.command("train", help=train.HELP)(train.train)
-app.command("eval", help=eval_command.HELP)(eval_command.eval_checkpoints)
-app.command("list", help=listing.HELP)(listing.list_registered)
-app.command("attack", help=attack.HELP)(attack.attack)
-app.command("corrupt-labels", help=corrupt_labels.HELP)(corrupt_labels.corrupt_labels)
-app.command("gan", help=gan_command.HELP)(gan_command.gan)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        typer.echo(f"mixup {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    # No docstring: it would replace the app's help text.
+    pass
+
+
+for _name, _module, _function in (("train", train, "train"), ("eval", eval_command, "eval_checkpoints"),
+                                   ("list", listing, "list_registered"), ("attack", attack, "attack"),
+                                   ("corrupt-labels", corrupt_labels, "corrupt_labels"),
+                                   ("gan", gan_command, "gan"), ("reproduce", reproduce, "reproduce")):
+    app.command(_name, help=_module.HELP, cls=MixupCommand)(getattr(_module, _function))
 
 
 def main() -> None:
@@ -40,17 +59,31 @@ def main() -> None:
     from .common import console
 
     try:
-        code = app(standalone_mode=False)
-    except click_errors.NoArgsIsHelpError as exc:
-        console.print(exc.ctx.get_help())
+        # prog_name: the same usage lines and completion variable under `python -m mixup_cli`
+        code = app(prog_name="mixup", standalone_mode=False)
+    except getattr(click_errors, "NoArgsIsHelpError", ()) as exc:  # click < 8.2 prints the help itself
+        typer.echo(exc.ctx.get_help())
         sys.exit(0)
     except click_errors.UsageError as exc:
-        command = exc.ctx.command_path if exc.ctx is not None else "mixup"
-        console.print(f"[bold red]error:[/] {exc.format_message()}; see '{command} --help'", soft_wrap=True)
+        command = exc.ctx.command_path if exc.ctx is not None else _command_path(sys.argv[1:])
+        message = exc.format_message().rstrip(". ")  # click's end in '.', and a ';' follows
+        console.print(f"[bold red]error:[/] {_escape(message)}; see '{command} --help'", soft_wrap=True)
         sys.exit(exc.exit_code)
     except click_errors.ClickException as exc:
-        console.print(f"[bold red]error:[/] {exc.format_message()}", soft_wrap=True)
+        console.print(f"[bold red]error:[/] {_escape(exc.format_message())}", soft_wrap=True)
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _command_path(args: list[str]) -> str:
+    """'mixup train' for an error the parser raised without its context (a flag missing its value)."""
+    names = {command.name for command in app.registered_commands}
+    return f"mixup {args[0]}" if args and args[0] in names else "mixup"
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)

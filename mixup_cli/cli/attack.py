@@ -6,7 +6,8 @@ from typing import List, Optional
 
 import typer
 
-from .common import CONFIG_OPTION, DEBUG_OPTION, JSON_OPTION, console, print_json, run_guarded, with_config_options
+from .common import (CONFIG_OPTION, DEBUG_OPTION, JSON_OPTION, console, print_json, refuse_missing_inputs,
+                     run_guarded, with_config_options)
 from ..attacks import AttackConfig
 
 HELP = ("Attack checkpoints with FGSM / I-FGSM on their test split and report top-1/top-5 error under attack "
@@ -29,6 +30,8 @@ def attack(
         from ..config import resolve_config
 
         config = resolve_config(AttackConfig, config_path, overrides)
+        # run_attack imports torch (seconds): missing files are refused before it.
+        refuse_missing_inputs(list(ckpt) + ([config.source_ckpt] if config.source_ckpt else []), config.data_dir)
         with _Progress() as progress:
             results = run_attack(config, [str(p) for p in ckpt],
                                  save_examples=str(save_examples) if save_examples else None, progress=progress)

@@ -3,14 +3,18 @@ Typer options generated from a config dataclass (so the dataclass stays the one 
 defaults and help text)."""
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import inspect
 import json
+import re
 import signal
 import sys
 import traceback
+import types
 import typing
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 import typer
@@ -21,11 +25,25 @@ from ..errors import MixupError
 
 # soft_wrap: paths and commands in messages stay whole on one line, whatever the terminal width.
 console = Console(stderr=True, highlight=False, soft_wrap=True)
+# Where a command's result is a table (`mixup list`), the table goes to stdout when not --json.
+stdout_console = Console(highlight=False)
 
 
 def fail(message: str, code: int = 2) -> typing.NoReturn:
-    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    from rich.markup import escape  # a message may hold [brackets] of its own
+
+    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
+
+
+def refuse_missing_inputs(checkpoints=(), data_dir: Optional[str] = None) -> None:
+    """Missing inputs are refused before the library loads: importing torch takes seconds. (The
+    library checks them again, for callers of the Python API.)"""
+    for path in checkpoints or ():
+        if not Path(path).exists():
+            fail(f"checkpoint '{path}' does not exist; pass a .pt file written by mixup train, or its run directory")
+    if data_dir is not None and not Path(data_dir).is_dir():
+        fail(f"--data-dir: folder '{data_dir}' does not exist; pass the folder that holds the dataset's files")
 
 
 def print_json(payload: Any) -> None:
@@ -129,13 +147,63 @@ def _flag_name(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def _without_none(annotation: Any) -> Any:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return [a for a in typing.get_args(annotation) if a is not type(None)][0]
+    return annotation
+
+
 def _cli_annotation(annotation: Any) -> Any:
-    base = annotation
-    if typing.get_origin(annotation) in (typing.Union, getattr(__import__("types"), "UnionType", ())):
-        base = [a for a in typing.get_args(annotation) if a is not type(None)][0]
+    base = _without_none(annotation)
     if typing.get_origin(base) is list:
         return Optional[str]  # comma-separated on the command line
     return Optional[base]
+
+
+METAVARS = {int: "INT", float: "FLOAT", str: "TEXT"}
+
+
+def _metavar(annotation: Any, meta: dict) -> Optional[str]:
+    """The value type --help shows after the flag: FILE/DIR for paths, 'INT,...' for lists."""
+    if meta.get("path"):
+        return meta["path"].upper()
+    base = _without_none(annotation)
+    if typing.get_origin(base) is list:
+        return METAVARS.get(typing.get_args(base)[0], "TEXT") + ",..."
+    return METAVARS.get(base)  # None for a switch, which takes no value
+
+
+def _shown_default(f: dataclasses.Field) -> Optional[str]:
+    """The default --help shows: the field's `shown_default` where None means 'decided at run time',
+    else the value itself (on/off for switches); nothing for a None that means 'not set'."""
+    if f.metadata.get("shown_default"):
+        return f.metadata["shown_default"]
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    if isinstance(default, bool):
+        return "on" if default else "off"
+    if isinstance(default, list):
+        return ",".join(map(str, default)) or None
+    return None if default in (None, "") else str(default)
+
+
+def _name_flags(cls: type, f: dataclasses.Field, text: str) -> str:
+    """Text for --help names the other fields by their flags: mix_where -> --mix-where."""
+    # One-word names (alpha, epochs) are also plain words; a field's own name may mean the concept.
+    names = [g.name for g in dataclasses.fields(cls)
+             if "_" in g.name and g.name != f.name and g.metadata.get("cli", True)]
+    if not names:
+        return text
+    return re.sub(r"\b(" + "|".join(names) + r")\b", lambda m: _flag_name(m.group(1)), text)
+
+
+def _option_help(cls: type, f: dataclasses.Field) -> str:
+    """The field's help with its choices."""
+    text = _name_flags(cls, f, f.metadata.get("help", ""))
+    choices = f.metadata.get("choices")
+    listed = choices if isinstance(choices, list) else f.metadata.get("choice_names")
+    if listed:
+        text += f" Choices: {', '.join(map(str, listed))}."
+    return text
 
 
 def config_parameters(cls: type) -> list[inspect.Parameter]:
@@ -145,20 +213,30 @@ def config_parameters(cls: type) -> list[inspect.Parameter]:
         if not f.metadata.get("cli", True):
             continue
         annotation = _cli_annotation(field_type(cls, f.name))
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        help_text = f.metadata.get("help", "")
-        choices = f.metadata.get("choices")
-        if isinstance(choices, list):
-            help_text += f" Choices: {', '.join(map(str, choices))}."
-        shown = ",".join(map(str, default)) if isinstance(default, list) else default
+        decls = [_flag_name(f.name)]
         if annotation is Optional[bool]:
-            decl = typer.Option(None, f"{_flag_name(f.name)}/--no-{f.name.replace('_', '-')}", help=help_text,
-                                show_default=str(shown))
-        else:
-            decl = typer.Option(None, _flag_name(f.name), help=help_text,
-                                show_default=str(shown) if shown not in (None, "") else False)
+            decls = [f"{_flag_name(f.name)}/--no-{f.name.replace('_', '-')}"]
+        shown = _name_flags(cls, f, _shown_default(f) or "")
+        decl = typer.Option(None, *decls, help=_option_help(cls, f), show_default=shown if shown else False,
+                            metavar=_metavar(field_type(cls, f.name), f.metadata),
+                            rich_help_panel=f.metadata.get("panel"))
         params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=decl, annotation=annotation))
     return params
+
+
+def _own_panels(cls: type, own: list[inspect.Parameter]) -> list[inspect.Parameter]:
+    """A command's own options join the config's panels where it has them: --config among the most
+    used ('Common'), the rest ('--resume', '--json', ...) under 'Run'."""
+    panels = {f.metadata.get("panel") for f in dataclasses.fields(cls)}
+    placed = []
+    for p in own:
+        info = p.default
+        panel = "Common" if p.name == "config_path" else "Run"
+        if panel in panels and hasattr(info, "rich_help_panel") and not info.rich_help_panel:
+            info = copy.copy(info)  # the OptionInfo objects in this module are shared by every command
+            info.rich_help_panel = panel
+        placed.append(p.replace(default=info))
+    return placed
 
 
 def with_config_options(cls: type):
@@ -175,13 +253,18 @@ def with_config_options(cls: type):
             overrides = {k: kwargs.pop(k) for k in names if k in kwargs}
             return command(overrides=overrides, **kwargs)
 
-        wrapper.__signature__ = inspect.Signature(own + config_parameters(cls))
+        # Config options first: within a --help panel the fields keep the dataclass's order, the
+        # command's own options (--config, --resume, --json) follow them.
+        own = _own_panels(cls, own)
+        keyword = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
+        wrapper.__signature__ = inspect.Signature(config_parameters(cls) + keyword)
         wrapper.__annotations__ = {}
         return wrapper
 
     return decorate
 
 
-CONFIG_OPTION = typer.Option(None, "--config", "-c", help="YAML file of config keys; flags override it.")
+CONFIG_OPTION = typer.Option(None, "--config", "-c", metavar="FILE",
+                             help="YAML file of config keys; flags override it.")
 JSON_OPTION = typer.Option(False, "--json", help="Print one JSON object on stdout (everything else goes to stderr).")
 DEBUG_OPTION = typer.Option(False, "--debug", help="Show the traceback of an unexpected error.")

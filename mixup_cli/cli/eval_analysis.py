@@ -14,28 +14,32 @@ from pathlib import Path
 from typing import Callable, List, Optional
 
 from ..config import option, resolve_config
-from .common import config_parameters, console, fail, print_json, run_guarded
+from .common import config_parameters, console, fail, print_json, refuse_missing_inputs, run_guarded
 
 MODES = ("between", "calibration", "boundary")
+PANEL = "Analysis"  # the --help panel of these options
 
 
 @dataclasses.dataclass
 class AnalysisConfig:
     between: bool = option(False, "Figure 2: misses and input-gradient norms between random pairs of training "
-                                  "examples, for each --ckpt side by side.")
+                                  "examples, for each --ckpt side by side.", panel=PANEL)
     calibration: bool = option(False, "Expected calibration error (equal-width bins) and a reliability diagram "
-                                      "for each --ckpt, on its test split.")
+                                      "for each --ckpt, on its test split.", panel=PANEL)
     boundary: bool = option(False, "Figure 1b: train ERM and mixup on two moons and plot their decision "
-                                   "boundaries side by side (needs --plot, no --ckpt).")
-    pairs: int = option(1000, "--between: random training pairs.", min=1)
-    lambdas: str = option("0.5,0.6,0.7,0.8,0.9,1.0", "--between: lambda grid, comma-separated, in [0, 1].")
-    bins: int = option(15, "--calibration: confidence bins of the ECE.", min=1)
-    seed: int = option(0, "Seed of the pairs (--between) and of the toy data and training (--boundary).", min=0)
-    plot: Optional[str] = option(None, "PNG file to draw the analysis into (never overwritten).")
+                                   "boundaries side by side (needs --plot, no --ckpt).", panel=PANEL)
+    pairs: int = option(1000, "--between: random training pairs.", min=1, panel=PANEL)
+    lambdas: str = option("0.5,0.6,0.7,0.8,0.9,1.0", "--between: lambda grid, comma-separated, in [0, 1].",
+                          panel=PANEL)
+    bins: int = option(15, "--calibration: confidence bins of the ECE.", min=1, panel=PANEL)
+    seed: int = option(0, "Seed of the pairs (--between) and of the toy data and training (--boundary).", min=0,
+                       panel=PANEL)
+    plot: Optional[str] = option(None, "PNG file to draw the analysis into (never overwritten).", panel=PANEL,
+                                 path="file")
     boundary_alpha: float = option(1.0, "--boundary: alpha of the mixup model (the other is ERM).", min=0.0,
-                                   min_exclusive=True)
-    boundary_steps: int = option(2000, "--boundary: Adam steps of each toy model.", min=1)
-    boundary_samples: int = option(200, "--boundary: two-moons training points.", min=4)
+                                   min_exclusive=True, panel=PANEL)
+    boundary_steps: int = option(2000, "--boundary: Adam steps of each toy model.", min=1, panel=PANEL)
+    boundary_samples: int = option(200, "--boundary: two-moons training points.", min=4, panel=PANEL)
 
 
 def _mode(config: AnalysisConfig, ckpt) -> str:
@@ -55,64 +59,94 @@ def _mode(config: AnalysisConfig, ckpt) -> str:
 
 
 def run_analysis(values: dict, ckpt, device: str, data_dir, batch_size: int, json_output: bool) -> None:
-    from rich.table import Table
-
-    from .. import analysis
-    from ..analysis_plots import check_new_file, plot_between, plot_boundary, plot_reliability
+    from ..analysis_plots import check_new_file
 
     config = resolve_config(AnalysisConfig, overrides=values)
     mode = _mode(config, ckpt)
+    refuse_missing_inputs(ckpt, data_dir)
     if config.plot:
-        check_new_file(config.plot)
+        check_new_file(config.plot)  # before the minutes an analysis may take
     paths = [str(p) for p in ckpt or []]
     if mode == "between":
-        result = analysis.between_checkpoints(paths, device, data_dir, config.pairs,
-                                              analysis.parse_lambdas(config.lambdas), config.seed,
-                                              min(batch_size, 1024))
-        table = Table(title=f"mixup eval --between: {result['pairs']} random training pairs of {result['dataset']}, "
-                            f"x = λ·x_i + (1−λ)·x_j", header_style="bold")
-        table.add_column("λ", justify="right")
-        for m in result["models"]:
-            table.add_column(f"miss % {m['name']} ({m['method']})", justify="right")
-        for m in result["models"]:
-            table.add_column(f"‖∇x‖ {m['name']} ({m['method']})", justify="right")
-        for k, lam in enumerate(result["lambda"]):
-            table.add_row(f"{lam:g}", *[f"{m['miss_percent'][k]:.2f}" for m in result["models"]],
-                          *[f"{m['grad_norm'][k]:.4f}" for m in result["models"]])
-        console.print(table)
-        if config.plot:
-            result["plot"] = plot_between(result, config.plot)
+        result = _between(config, paths, device, data_dir, batch_size)
     elif mode == "calibration":
-        results = [analysis.calibration_checkpoint(p, device, data_dir, config.bins, batch_size) for p in paths]
-        table = Table(title=f"mixup eval --calibration: test split, {config.bins} equal-width confidence bins",
-                      header_style="bold")
-        for column in ("ckpt", "method", "alpha", "n", "error %", "mean confidence %", "ECE %", "NLL"):
-            table.add_column(column, justify="left" if column in ("ckpt", "method") else "right")
-        for r in results:
-            table.add_row(r["name"], r["method"], f"{r['alpha']:g}", str(r["n"]), f"{100 - r['accuracy_percent']:.2f}",
-                          f"{r['mean_confidence_percent']:.2f}", f"{r['ece_percent']:.2f}", f"{r['nll']:.4f}")
-        console.print(table)
-        result = results[0] if len(results) == 1 else results
-        if config.plot:
-            drawn = plot_reliability(results, config.plot)
-            for r in results:
-                r["plot"] = drawn
+        result = _calibration(config, paths, device, data_dir, batch_size)
     else:
-        drawn = analysis.boundary((0.0, config.boundary_alpha), config.boundary_samples, steps=config.boundary_steps,
-                                  seed=config.seed)
-        plot = plot_boundary(drawn, config.plot)
-        table = Table(title=f"mixup eval --boundary: two moons, {drawn['samples']} points, {drawn['steps']} steps",
-                      header_style="bold")
-        for column in ("model", "alpha", "train error %"):
-            table.add_column(column, justify="left" if column == "model" else "right")
-        for m in drawn["models"]:
-            table.add_row(m["method"], f"{m['alpha']:g}", f"{m['train_error_percent']:.2f}")
-        console.print(table)
-        console.print(f"wrote {plot}")
-        result = {"plot": plot, "samples": drawn["samples"], "noise": drawn["noise"], "steps": drawn["steps"],
-                  "seed": drawn["seed"], "models": [{k: v for k, v in m.items() if k != "p1"} for m in drawn["models"]]}
+        result = _boundary(config)
     if json_output:
         print_json(result)
+
+
+def _wrote(path: str) -> str:
+    console.print(f"wrote {path}")
+    return path
+
+
+def _between(config: AnalysisConfig, paths: list, device: str, data_dir, batch_size: int) -> dict:
+    from rich.table import Table
+
+    from .. import analysis
+    from ..analysis_plots import plot_between
+
+    result = analysis.between_checkpoints(paths, device, data_dir, config.pairs,
+                                          analysis.parse_lambdas(config.lambdas), config.seed, min(batch_size, 1024))
+    table = Table(title=f"mixup eval --between: {result['pairs']} random training pairs of {result['dataset']}, "
+                        f"x = λ·x_i + (1−λ)·x_j", header_style="bold")
+    table.add_column("λ", justify="right")
+    for m in result["models"]:
+        table.add_column(f"miss % {m['name']} ({m['method']})", justify="right")
+    for m in result["models"]:
+        table.add_column(f"‖∇x‖ {m['name']} ({m['method']})", justify="right")
+    for k, lam in enumerate(result["lambda"]):
+        table.add_row(f"{lam:g}", *[f"{m['miss_percent'][k]:.2f}" for m in result["models"]],
+                      *[f"{m['grad_norm'][k]:.4f}" for m in result["models"]])
+    console.print(table)
+    if config.plot:
+        result["plot"] = _wrote(plot_between(result, config.plot))
+    return result
+
+
+def _calibration(config: AnalysisConfig, paths: list, device: str, data_dir, batch_size: int):
+    from rich.table import Table
+
+    from .. import analysis
+    from ..analysis_plots import plot_reliability
+
+    results = [analysis.calibration_checkpoint(p, device, data_dir, config.bins, batch_size) for p in paths]
+    table = Table(title=f"mixup eval --calibration: test split, {config.bins} equal-width confidence bins",
+                  header_style="bold")
+    for column in ("ckpt", "method", "alpha", "n", "error %", "mean confidence %", "ECE %", "NLL"):
+        table.add_column(column, justify="left" if column in ("ckpt", "method") else "right")
+    for r in results:
+        table.add_row(r["name"], r["method"], f"{r['alpha']:g}", str(r["n"]), f"{100 - r['accuracy_percent']:.2f}",
+                      f"{r['mean_confidence_percent']:.2f}", f"{r['ece_percent']:.2f}", f"{r['nll']:.4f}")
+    console.print(table)
+    if config.plot:
+        drawn = _wrote(plot_reliability(results, config.plot))
+        for r in results:
+            r["plot"] = drawn
+    return results[0] if len(results) == 1 else results
+
+
+def _boundary(config: AnalysisConfig) -> dict:
+    from rich.table import Table
+
+    from .. import analysis
+    from ..analysis_plots import plot_boundary
+
+    drawn = analysis.boundary((0.0, config.boundary_alpha), config.boundary_samples, steps=config.boundary_steps,
+                              seed=config.seed)
+    plot = plot_boundary(drawn, config.plot)
+    table = Table(title=f"mixup eval --boundary: two moons, {drawn['samples']} points, {drawn['steps']} steps",
+                  header_style="bold")
+    for column in ("model", "alpha", "train error %"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for m in drawn["models"]:
+        table.add_row(m["method"], f"{m['alpha']:g}", f"{m['train_error_percent']:.2f}")
+    console.print(table)
+    _wrote(plot)
+    return {"plot": plot, "samples": drawn["samples"], "noise": drawn["noise"], "steps": drawn["steps"],
+            "seed": drawn["seed"], "models": [{k: v for k, v in m.items() if k != "p1"} for m in drawn["models"]]}
 
 
 def with_analysis_options(command: Callable) -> Callable:
@@ -136,8 +170,13 @@ def with_analysis_options(command: Callable) -> Callable:
             return run_guarded(kwargs.get("debug", False), lambda: run_analysis(
                 values, kwargs.get("ckpt"), kwargs.get("device", "auto"), kwargs.get("data_dir"),
                 kwargs.get("batch_size", 512), kwargs.get("json_output", False)))
+        stray = [k for k in names if k not in MODES and values.get(k) is not None]
+        if stray:  # e.g. --plot alone would do nothing and exit 0
+            flag = "--" + stray[0].replace("_", "-")
+            fail(f"{flag} only applies to an analysis: add --between, --calibration or --boundary, or drop {flag}")
         if not kwargs.get("ckpt"):
             fail("missing option --ckpt: pass a checkpoint file or run directory (or an analysis such as --boundary)")
+        refuse_missing_inputs(kwargs["ckpt"], kwargs.get("data_dir"))
         return command(**kwargs)
 
     wrapper.__signature__ = inspect.Signature(own + config_parameters(AnalysisConfig))

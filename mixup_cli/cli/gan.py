@@ -1,6 +1,7 @@
 """`mixup gan`: train standard and mixup GANs on toy 2-D data (§3.7, Figure 5), draw and score them."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -47,9 +48,9 @@ def gan(
     overrides: dict = None,
 ) -> None:
     def body():
-        from ..gan.training import prepare_out_dir, run_experiment
-
         config = _resolve(config_path, overrides, resume)
+        from ..gan.training import prepare_out_dir, run_experiment  # torch: after the config's cheap checks
+
         out = prepare_out_dir(config.out, config, resume, force)
         progress = GanProgress(config)
         summary = run_interruptible(
@@ -63,12 +64,15 @@ def gan(
 
 
 class GanProgress(ProgressView):
-    """Rich progress on stderr: sub-runs done, and the current sub-run's iterations."""
+    """Rich progress on stderr: sub-runs done, and the current sub-run's iterations; a few seconds
+    in, an estimate of the whole experiment's time."""
 
     def __init__(self, config: GanConfig):
         super().__init__()
         self.config = config
         self.total = self.current = None
+        self.timing = None  # (sub-runs left, first iteration, start time) until the estimate is printed
+        self.estimated = False
 
     def on_subrun_start(self, sub, index, total, start_iteration):
         if self.total is None:
@@ -78,9 +82,29 @@ class GanProgress(ProgressView):
         resumed = f" (resumed at {start_iteration:,})" if start_iteration else ""
         self.progress.console.print(f"training {sub.key} on {self.config.dataset}{resumed}")
         self.current = self.progress.add_task(sub.key, total=self.config.iterations, completed=start_iteration, info="")
+        if not self.estimated:
+            self.timing = (total - index, start_iteration, time.perf_counter())
 
     def on_progress(self, sub, iteration):
         self.progress.update(self.current, completed=iteration)
+        if self.timing is not None:
+            self._estimate(iteration)
+
+    def _estimate(self, iteration: int) -> None:
+        """From the speed of the first steps: the defaults take hours on a CPU, which a user should
+        hear at once, with the flags that shorten it."""
+        left, first, started = self.timing
+        elapsed = time.perf_counter() - started
+        if elapsed < ESTIMATE_AFTER_S and iteration < self.config.iterations:
+            return
+        self.timing, self.estimated = None, True
+        rate = (iteration - first) / max(elapsed, 1e-9)
+        remaining = left * self.config.iterations - iteration
+        self.progress.console.print(
+            f"estimate: {_duration(remaining / rate)} more for {remaining:,} iterations ({left} sub-run(s) of "
+            f"{self.config.iterations:,}) at {rate:,.1f} iterations/s")
+        if remaining / rate > SHORTEN_HINT_S:
+            self.progress.console.print(SHORTEN_HINT)
 
     def on_snapshot(self, sub, record):
         self.progress.update(self.current, info=f"{record['modes_covered']}/{record['num_modes']} modes")
@@ -96,6 +120,20 @@ class GanProgress(ProgressView):
             self.progress.console.print(f"  {sub.key} done: {result['iterations_per_second']:.1f} iterations/s")
         if self.total is not None:
             self.progress.advance(self.total)
+
+
+ESTIMATE_AFTER_S = 3.0  # measuring this long gives a steady rate (the first steps warm up)
+SHORTEN_HINT_S = 300.0
+SHORTEN_HINT = ("shorter: fewer --iterations (e.g. 2000; Figure 5's snapshots go to 20,000), fewer values in "
+                "--seeds, --z-dim and --lr, or --no-compare (mixup only); Ctrl-C stops, --resume continues")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"about {seconds:.0f} s"
+    if seconds < 5400:
+        return f"about {seconds / 60:.0f} min"
+    return f"about {seconds / 3600:.1f} h"
 
 
 def render_summary(summary: dict) -> None:
@@ -132,4 +170,4 @@ def render_summary(summary: dict) -> None:
     console.print(grid)
     speed = summary.get("iterations_per_second")
     speed_text = f", {speed:.1f} iterations/s ({summary['threads']} thread(s), {summary['device']})" if speed else ""
-    console.print(f"figure: {summary['figure']}{speed_text}; samples and checkpoints in {summary['out']}")
+    console.print(f"wrote {summary['figure']}{speed_text}; samples and checkpoints in {summary['out']}")

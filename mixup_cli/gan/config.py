@@ -34,32 +34,43 @@ def default_threads() -> int:
 class GanConfig:
     """A GAN experiment: one dataset, ERM and/or mixup, over a grid of seeds, z-dims and lrs."""
 
-    dataset: str = option("ring", "Toy dataset: ring (8 modes) or grid (25 modes).", choices=_toy_names)
+    dataset: str = option("ring", "Toy dataset: ring (8 modes) or grid (25 modes).", choices=_toy_names,
+                          choice_names=["ring", "grid"], panel="Common")
     alpha: float = option(0.2, "mixup strength of the discriminator (Figure 5 uses 0.2); 0 is the standard GAN.",
-                          min=0.0)
-    compare: bool = option(True, "Train the standard GAN (alpha 0) beside mixup with the same seeds and data.")
+                          min=0.0, panel="Common")
+    compare: bool = option(True, "Train the standard GAN (alpha 0) beside mixup with the same seeds and data.",
+                           panel="Common")
     lam_dist: str = option("beta", "How lambda is drawn per example: beta = Beta(alpha, alpha) mixing real with "
                                    "fake (the paper's formula); uniform = U[0, alpha] mixing two shuffled "
-                                   "real+fake batches (the authors' released script).", choices=_lambda_names)
-    iterations: int = option(20000, "Generator iterations (the paper: 20,000).", min=1)
-    d_steps: int = option(5, "Discriminator steps before every generator step (the paper: 5).", min=1)
-    batch_size: int = option(128, "Batch size (the paper: 128).", min=1)
-    z_dim: list[int] = option([2], "Noise dimension(s) of the generator; a list runs a grid, e.g. 2,5,10.", min=1)
+                                   "real+fake batches (the authors' released script).", choices=_lambda_names,
+                           choice_names=["beta", "uniform"], panel="Mixing")
+    iterations: int = option(20000, "Generator iterations (the paper: 20,000).", min=1, panel="Common")
+    d_steps: int = option(5, "Discriminator steps before every generator step (the paper: 5).", min=1,
+                          panel="Optimization")
+    batch_size: int = option(128, "Batch size (the paper: 128).", min=1, panel="Optimization")
+    z_dim: list[int] = option([2], "Noise dimension(s) of the generator; a list runs a grid, e.g. 2,5,10.", min=1,
+                              panel="Model")
     lr: list[float] = option([1e-3], "Adam learning rate(s) (default: Adam's own 1e-3); a list runs a grid.",
-                             min=0.0, min_exclusive=True)
-    seeds: list[int] = option([0], "Seeds; a list runs each setting once per seed, e.g. 0,1,2.", min=0)
-    hidden: int = option(512, "Units in each hidden ReLU layer of both networks (the paper: 512).", min=1)
-    layers: int = option(3, "Hidden layers of both networks (the paper: 3).", min=1)
+                             min=0.0, min_exclusive=True, panel="Optimization")
+    seeds: list[int] = option([0], "Seeds; a list runs each setting once per seed, e.g. 0,1,2.", min=0,
+                              panel="Common")
+    hidden: int = option(512, "Units in each hidden ReLU layer of both networks (the paper: 512).", min=1,
+                         panel="Model")
+    layers: int = option(3, "Hidden layers of both networks (the paper: 3).", min=1, panel="Model")
     snapshots: list[int] = option(PAPER_SNAPSHOTS, "Iterations at which samples are drawn, scored and plotted "
                                                    "(those above --iterations are dropped; the last iteration "
-                                                   "is always one).", min=1)
-    num_samples: int = option(2000, "Generated points per snapshot (scored, plotted and saved as CSV).", min=1)
+                                                   "is always one).", min=1, panel="Run")
+    num_samples: int = option(2000, "Generated points per snapshot (scored, plotted and saved as CSV).", min=1,
+                              panel="Run")
     cover_share: float = option(0.01, "A mode counts as covered when at least this share of the samples lies "
-                                      "within 3 standard deviations of its centre.", min=0.0, max=1.0)
-    checkpoint_every: int = option(1000, "Iterations between checkpoints of an unfinished sub-run.", min=1)
-    threads: Optional[int] = option(None, "CPU threads for torch; default: half the cores, at most 4.", min=1)
-    device: str = option("auto", "auto | cpu | cuda | cuda:N (auto = CUDA when present).")
-    out: Optional[str] = option(None, "Output directory; default runs/gan-<dataset>-<time>.")
+                                      "within 3 standard deviations of its centre.", min=0.0, max=1.0, panel="Run")
+    checkpoint_every: int = option(1000, "Iterations between checkpoints of an unfinished sub-run.", min=1,
+                                   panel="Run")
+    threads: Optional[int] = option(None, "CPU threads for torch; auto: half the cores, at most 4.", min=1,
+                                    panel="Speed", shown_default="auto")
+    device: str = option("auto", "auto | cpu | cuda | cuda:N (auto = CUDA when present).", panel="Common")
+    out: Optional[str] = option(None, "Output directory.", panel="Common", path="dir",
+                                shown_default="runs/gan-<dataset>-<time>")
 
     def check(self) -> None:
         from ..devices import check_device_name
