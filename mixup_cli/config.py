@@ -389,6 +389,11 @@ class TrainConfig:
                                "good checkpoint) or skip (drop that step's update and go on; checks every step, "
                                "which costs a host-device sync per step on CUDA). A resumed run may switch to skip.",
                                choices=["stop", "skip"], panel="Run")
+    save_every: Optional[int] = option(None, "Write last.pt after every N epochs; auto: whenever the previous write "
+                                       "took at most 5 % of the time since it (small runs write every epoch). It is "
+                                       "also written after the last epoch, on Ctrl-C/SIGTERM and with every new "
+                                       "best.pt; a resume replays the epochs since it, exactly.", min=1, panel="Run",
+                                       shown_default="auto")
     seed: int = option(0, "Random seed: fixes initialization, data order, augmentation and mixup draws.", min=0,
                        panel="Common")
     device: str = option("auto", "auto | cpu | cuda | cuda:N (auto = CUDA when present).", panel="Common")

@@ -188,7 +188,7 @@ class _Recipe:
         self.callbacks = callbacks if (callbacks is not None and dist.is_main) else TrainCallbacks()
         self.should_stop, self.log_every, self.wall_start = should_stop, log_every, wall_start
         self.rank_part = (dist.rank,) if dist.rank else ()  # each rank draws its own mixing, augmentation and dropout
-        self.cadence = SaveCadence(getattr(config, "save_every", None))
+        self.cadence = SaveCadence(config.save_every)
         self.trained_samples, self.trained_seconds = 0, 0.0  # this process's, for the summary's samples/s
 
     # ------------------------------------------------------------------ set-up

@@ -20,9 +20,7 @@ SAVE_EVERY = 3
 
 
 def iris_config(out, **overrides):
-    config = resolve_config(TrainConfig, None, {**IRIS, "out": str(out), **overrides})
-    config.save_every = SAVE_EVERY  # set after resolving, so the test runs before and after the field exists
-    return config
+    return resolve_config(TrainConfig, None, {**IRIS, "out": str(out), "save_every": SAVE_EVERY, **overrides})
 
 
 def records(out):
@@ -81,8 +79,7 @@ class KillAfterEpoch(TrainCallbacks):
         if record["epoch"] == {epoch}:
             os.kill(os.getpid(), signal.SIGKILL)  # after the epoch's checkpoints and metrics line
 
-config = resolve_config(TrainConfig, None, json.loads({values!r}))
-config.save_every = {every}
+config = resolve_config(TrainConfig, None, {{**json.loads({values!r}), "save_every": {every}}})
 train(config, Path(config.out), callbacks=KillAfterEpoch())
 """
 
