@@ -184,14 +184,29 @@ class TrainProgress(ProgressView):
             f"{record['test_error']:.2f}%{top5}  {record['samples_per_second']:,.0f} samples/s")
 
 
+# The summary table shows the results; the settings a run used go on one line under it, and the
+# full summary (every key) is in --json and summary.json.
+SUMMARY_ROWS = ("test_error", "best_test_error", "best_epoch", "median_last10_test_error", "test_top5_error",
+                "validation_error", "test_loss", "train_loss", "seconds", "wall_seconds", "samples_per_second",
+                "peak_memory_mb")
+
+
 def render_summary(summary: dict) -> None:
     from rich.table import Table
 
-    table = Table(title="mixup train: summary", show_header=True, header_style="bold")
+    table = Table(title=f"mixup train: {summary['method']} alpha={summary['alpha']:g}, {summary['model']} on "
+                        f"{summary['dataset']}, {summary['epochs']} epochs, seed {summary['seed']}",
+                  header_style="bold")
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for key, value in summary.items():
+    for key in SUMMARY_ROWS:
+        value = summary.get(key)
+        if key not in summary or (value is None and key == "validation_error"):
+            continue
         if isinstance(value, float):
-            value = f"{value:.2f}" if key.endswith("error") or key in ("seconds",) else f"{value:.4g}"
+            value = f"{value:.2f}" if key.endswith("error") or key.endswith("seconds") else f"{value:.4g}"
         table.add_row(key, "-" if value is None else str(value))
     console.print(table)
+    console.print(f"{summary['parameters']:,} parameters, {summary['device']}, {summary['precision']}, "
+                  f"{summary['threads']} thread(s); run in {summary['run_dir']} (config.yaml, metrics.jsonl, "
+                  f"last.pt, best.pt, summary.json)")
