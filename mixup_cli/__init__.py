@@ -20,6 +20,7 @@ __version__ = "0.1.0"
 _API = {
     "load_model": "mixup_cli.checkpoint",
     "load_checkpoint": "mixup_cli.checkpoint",
+    "open_checkpoint": "mixup_cli.checkpoint",
     "load_dataset": "mixup_cli.data",
     "get_dataset": "mixup_cli.data",
     "DATASETS": "mixup_cli.data",

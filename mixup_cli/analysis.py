@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .checkpoint import method_of, open_checkpoint
 from .errors import ConfigError
 
 ECE_BINS = 15  # the usual choice since Guo et al. (2017)
@@ -183,19 +184,11 @@ def boundary(alphas: Sequence[float] = (0.0, 1.0), samples: int = 200, noise: fl
             net = train_toy(points, labels, alpha, steps, seed)
         p1 = net(grid).softmax(1)[:, 1].reshape(resolution, resolution)
         train_error = 100.0 * float((net(points).argmax(1) != labels).float().mean())
-        models.append({"alpha": float(alpha), "method": "mixup" if alpha > 0 else "erm", "p1": p1.numpy(),
+        models.append({"alpha": float(alpha), "method": method_of({"alpha": alpha}), "p1": p1.numpy(),
                        "train_error_percent": train_error})
     return {"points": points.numpy(), "labels": labels.numpy(), "extent": [float(low[0]), float(high[0]),
             float(low[1]), float(high[1])], "models": models, "samples": samples, "noise": noise,
             "steps": steps, "seed": seed}
-
-
-def checkpoint_name(path: str) -> str:
-    """A short name for a checkpoint in a table: its run directory for best.pt/last.pt, else its stem."""
-    from pathlib import Path
-
-    p = Path(path)
-    return p.parent.name if p.name in ("best.pt", "last.pt") else p.stem
 
 
 def parse_lambdas(text: Optional[str]) -> list[float]:
@@ -219,19 +212,6 @@ def parse_lambdas(text: Optional[str]) -> list[float]:
 # ---------------------------------------------------------------------------------------------
 # The same analyses on saved checkpoints (what `mixup eval --between/--calibration` runs).
 
-def _checkpoint_model(path: str, device):
-    from .checkpoint import load_checkpoint, model_from_checkpoint
-    from .data import get_dataset
-
-    payload = load_checkpoint(path)
-    spec = get_dataset(payload["dataset"]["name"])
-    config = payload["config"]
-    info = {"ckpt": payload["path"], "name": checkpoint_name(payload["path"]), "dataset": spec.name,
-            "model": payload["model"]["name"], "method": "mixup" if (config.get("alpha") or 0) > 0 else "erm",
-            "alpha": config.get("alpha"), "epoch": payload["epoch"]}
-    return model_from_checkpoint(payload).to(device), spec, config, info
-
-
 def between_checkpoints(paths: Sequence[str], device: str = "auto", data_dir: Optional[str] = None,
                         pairs: int = 1000, lambdas: Sequence[float] = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
                         seed: int = 0, batch_size: int = 256) -> dict:
@@ -239,18 +219,18 @@ def between_checkpoints(paths: Sequence[str], device: str = "auto", data_dir: Op
     from .devices import resolve_device
 
     torch_device = resolve_device(device)
-    loaded = [_checkpoint_model(str(p), torch_device) for p in paths]
-    datasets = sorted({spec.name for _, spec, _, _ in loaded})
+    loaded = [open_checkpoint(str(p), torch_device) for p in paths]
+    datasets = sorted({opened.spec.name for opened in loaded})
     if len(datasets) > 1:
         raise ConfigError(f"--between compares checkpoints of one dataset, got {', '.join(datasets)}")
-    _, spec, config, _ = loaded[0]
+    spec, config = loaded[0].spec, loaded[0].config
     train_set = spec.load("train", data_dir or config.get("data_dir"))
     first, second = random_pairs(len(train_set), pairs, seed)
     xa, ya = gather(train_set, first)
     xb, yb = gather(train_set, second)
     models = []
-    for model, _, _, info in loaded:
-        models.append({**info, **between(model, xa, ya, xb, yb, lambdas, batch_size)})
+    for opened in loaded:
+        models.append({**opened.info, **between(opened.model, xa, ya, xb, yb, lambdas, batch_size)})
     return {"dataset": spec.name, "pairs": pairs, "seed": seed, "lambda": [float(v) for v in lambdas],
             "models": models}
 
@@ -259,10 +239,8 @@ def calibration_checkpoint(path: str, device: str = "auto", data_dir: Optional[s
                            bins: int = ECE_BINS, batch_size: int = 512) -> dict:
     """Calibration of a checkpoint on its dataset's test split."""
     from .data.batches import make_batches
-    from .devices import resolve_device
 
-    torch_device = resolve_device(device)
-    model, spec, config, info = _checkpoint_model(str(path), torch_device)
-    test_set = spec.load("test", data_dir or config.get("data_dir"))
-    batches = make_batches(test_set, batch_size, torch_device, shuffle=False)
-    return {**info, **calibration(model, batches, bins)}
+    opened = open_checkpoint(str(path), device)
+    test_set = opened.spec.load("test", data_dir or opened.config.get("data_dir"))
+    batches = make_batches(test_set, batch_size, opened.device, shuffle=False)
+    return {**opened.info, **calibration(opened.model, batches, bins)}

@@ -21,15 +21,16 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional
 
-from .config import option
+from .config import AttackConfig
 from .errors import ConfigError
 from .registry import Registry
 
 if TYPE_CHECKING:
     import torch
 
-# torch is imported inside the functions, so that the CLI can build `mixup attack`'s options from
-# AttackConfig without paying for torch on `mixup --help`.
+    from .checkpoint import OpenedCheckpoint
+
+# torch is imported inside the functions, so that `mixup --help` does not pay for it.
 
 PIXEL_SCALE = 255.0  # ε is given in levels of the 0–255 scale
 LIMIT_SEED = 0  # fixes which test examples --limit keeps
@@ -111,58 +112,51 @@ def attack(name: str, model: torch.nn.Module, inputs: torch.Tensor, labels: torc
 
 
 # ---------------------------------------------------------------------------------------------
-# The config of `mixup attack`.
-
-def _attack_names() -> list[str]:
-    return ATTACKS.names()
-
-
-@dataclasses.dataclass
-class AttackConfig:
-    """What `mixup attack` runs: methods × ε on the test split, white box or black box (§3.5)."""
-
-    method: list[str] = option(["fgsm", "ifgsm"], "Attack methods, comma-separated: fgsm (Goodfellow et al. "
-                                                   "2015), ifgsm (Kurakin et al. 2017).", choices=_attack_names)
-    epsilon: list[float] = option([4.0], "L∞ radius in pixel levels of the 0–255 scale (4 = 4/255, the paper's); "
-                                         "comma-separated to sweep, e.g. 1,2,4,8.", min=0.0)
-    steps: int = option(10, "I-FGSM iterations.", min=1)
-    step_size: Optional[float] = option(None, "I-FGSM step in pixel levels of the 0–255 scale; default epsilon/steps.",
-                                        min=0.0, min_exclusive=True)
-    source_ckpt: Optional[str] = option(None, "Black box: make the examples on this checkpoint (or run directory) "
-                                              "and evaluate them on every --ckpt; default: white box.")
-    limit: Optional[int] = option(None, "Attack only this many test examples (a fixed subset); default: all.", min=1)
-    batch_size: int = option(256, "Examples per batch.", min=1)
-    device: str = option("auto", "auto | cpu | cuda | cuda:N (auto = CUDA when present).")
-    dataset: Optional[str] = option(None, "Dataset to attack on; default: the checkpoints' own.")
-    data_dir: Optional[str] = option(None, "Dataset folder, if not the one the run used.")
-
-    def check(self) -> None:
-        from .devices import check_device_name
-
-        check_device_name(self.device)
-        if not self.method:
-            raise ConfigError("config key 'method' is empty; give at least one of: " + ", ".join(ATTACKS.names()))
-        if not self.epsilon:
-            raise ConfigError("config key 'epsilon' is empty; give at least one value, e.g. 4")
-        # Repeats would only double the work and the rows.
-        self.method = list(dict.fromkeys(self.method))
-        self.epsilon = list(dict.fromkeys(self.epsilon))
-
-
-# ---------------------------------------------------------------------------------------------
 # A whole experiment.
 
 @dataclasses.dataclass
 class _Target:
     path: str
     payload: dict
-    model: torch.nn.Module = None
+    group: Optional[str] = None  # the multi-seed --ckpt directory this seed's model came from
+    seed: Optional[int] = None
+    opened: Optional["OpenedCheckpoint"] = None  # once the attacked dataset is known (_setup_models)
+
+    @property
+    def model(self) -> "torch.nn.Module":
+        return self.opened.model
 
 
-def _load(path: str) -> dict:
+def _load(path: str, group: Optional[str] = None, seed: Optional[int] = None) -> _Target:
     from .checkpoint import load_checkpoint
 
-    return load_checkpoint(path)
+    return _Target(str(path), load_checkpoint(path), group, seed)
+
+
+def seed_targets(ckpts: list[str], seeds: Optional[list[int]] = None) -> list[tuple[str, Optional[str], Optional[int]]]:
+    """(path, group, seed) of every model to attack: a checkpoint file or run directory as it is
+    (group and seed None), and each seed-N run of a multi-seed directory (`mixup train --seeds ...
+    --out DIR`), or only `seeds` of them, with the directory as its group. Touches no torch."""
+    from .seeds import seed_runs
+
+    expanded, any_group = [], False
+    for ckpt in ckpts:
+        runs = seed_runs(ckpt)
+        if not runs:
+            expanded.append((str(ckpt), None, None))
+            continue
+        any_group = True
+        if seeds is not None:
+            missing = [s for s in seeds if s not in runs]
+            if missing:
+                raise ConfigError(f"--seeds: '{ckpt}' holds no seed {', '.join(map(str, missing))} "
+                                  f"(its seeds: {', '.join(map(str, runs))})")
+            runs = {s: runs[s] for s in seeds}
+        expanded += [(str(path), str(ckpt), seed) for seed, path in runs.items()]
+    if seeds is not None and not any_group:
+        raise ConfigError("--seeds picks seeds of a multi-seed directory (mixup train --seeds ... --out DIR), "
+                          "and no --ckpt is one")
+    return expanded
 
 
 def _describe(payload: dict) -> str:
@@ -221,11 +215,14 @@ class _Tally:
 
 
 def run_attack(config: AttackConfig, ckpts: list[str], save_examples: Optional[str] = None,
-               progress: Optional[Callable[[int, int], None]] = None) -> list[dict]:
+               progress: Optional[Callable[[int, int], None]] = None, seeds: Optional[list[int]] = None) -> list[dict]:
     """Attack every checkpoint in `ckpts` with every method × ε of `config` (§3.5, Table 3).
 
     White box (no `config.source_ckpt`): each target is attacked with examples made on itself.
     Black box: the examples are made once on the source model and every target sees the same ones.
+    A multi-seed directory in `ckpts` (`mixup train --seeds`) stands for each of its seed runs (only
+    `seeds` of them when given); their rows carry `group` (the directory) and `seed`, and
+    `aggregate_seeds` takes their mean ± std.
     Returns one dict per (target, method, ε), errors in percent; `flip_rate` is the percentage of
     the target's correct clean predictions that the attack turned wrong. `progress(done, total)` is
     called after each batch.
@@ -233,11 +230,13 @@ def run_attack(config: AttackConfig, ckpts: list[str], save_examples: Optional[s
     from .devices import resolve_device
 
     _check_paths(ckpts, save_examples)
-    targets = [_Target(str(p), _load(str(p))) for p in ckpts]
-    source = _Target(config.source_ckpt, _load(config.source_ckpt)) if config.source_ckpt else None
+    expanded = seed_targets(ckpts, seeds)
+    _check_source(config.source_ckpt)
+    targets = [_load(path, group, seed) for path, group, seed in expanded]
+    source = _load(config.source_ckpt) if config.source_ckpt else None
     spec = _setup_dataset(config, targets, source)
     device = resolve_device(config.device)
-    _setup_models(targets + ([source] if source else []), device)
+    _setup_models(targets + ([source] if source else []), spec, device)
     batches, index = _setup_data(config, spec, targets, device)
 
     cells = [(m, e) for m in config.method for e in config.epsilon]
@@ -268,6 +267,16 @@ def _check_paths(ckpts: list[str], save_examples: Optional[str]) -> None:
         raise ConfigError(f"folder '{Path(save_examples).parent}' of --save-examples does not exist; create it first")
 
 
+def _check_source(source_ckpt: Optional[str]) -> None:
+    """The black-box source is one model: a multi-seed directory is refused, naming a seed run to pass."""
+    from .seeds import seed_runs
+
+    runs = seed_runs(source_ckpt) if source_ckpt else {}
+    if runs:
+        raise ConfigError(f"--source-ckpt '{source_ckpt}' holds {len(runs)} seed runs; the black-box source is "
+                          f"one model: pass one of them, e.g. {next(iter(runs.values()))}")
+
+
 def _setup_dataset(config: AttackConfig, targets: list[_Target], source: Optional[_Target]):
     """The attacked dataset's spec: --dataset, else the one every target (and the source) was trained on."""
     from .data import get_dataset
@@ -289,12 +298,12 @@ def _setup_dataset(config: AttackConfig, targets: list[_Target], source: Optiona
     return spec
 
 
-def _setup_models(models: list[_Target], device) -> None:
-    """Each checkpoint's model, on the device and in eval mode."""
-    from .checkpoint import model_from_checkpoint
+def _setup_models(models: list[_Target], spec, device) -> None:
+    """Each checkpoint opened for evaluation on the attacked dataset: its model on the device, in eval mode."""
+    from .checkpoint import open_checkpoint
 
     for t in models:
-        t.model = model_from_checkpoint(t.payload).to(device).eval()
+        t.opened = open_checkpoint(t.payload, device, spec.name)
 
 
 def _setup_data(config: AttackConfig, spec, targets: list[_Target], device):
@@ -350,7 +359,8 @@ def _results(config, targets, source, spec, cells, tallies, clean, n) -> list[di
     top5 = spec.num_classes >= 5
     results = []
     for ti, target in enumerate(targets):
-        train_config = target.payload["config"]
+        info = target.opened.info
+        seeded = {"group": target.group, "seed": target.seed} if target.group is not None else {}
         clean_top1, clean_top5, _, clean_correct = clean_counts[ti]
         for method, eps in cells:
             top1_errors, top5_errors, flips, _ = values[(ti, method, eps)]
@@ -361,9 +371,9 @@ def _results(config, targets, source, spec, cells, tallies, clean, n) -> list[di
                 "source_ckpt": source.payload["path"] if source else None,
                 "setting": "black-box" if source else "white-box",
                 "dataset": spec.name,
-                "model": target.payload["model"]["name"],
-                "train_method": "mixup" if train_config.get("alpha", 0) > 0 else "erm",
-                "alpha": train_config.get("alpha"),
+                "model": info["model"],
+                "train_method": info["method"],
+                "alpha": info["alpha"],
                 "method": method,
                 "epsilon": eps,
                 "epsilon_raw": eps / PIXEL_SCALE,
@@ -375,8 +385,33 @@ def _results(config, targets, source, spec, cells, tallies, clean, n) -> list[di
                 "top1_error": _rate(top1_errors, n),
                 "top5_error": _rate(top5_errors, n) if top5 else None,
                 "flip_rate": _rate(flips, clean_correct),
+                **seeded,
             })
     return results
+
+
+# The figures of a result row that aggregate_seeds averages over a group's seeds.
+AGGREGATED = ("clean_top1_error", "clean_top5_error", "top1_error", "top5_error", "flip_rate")
+
+
+def aggregate_seeds(results: list[dict]) -> list[dict]:
+    """Per multi-seed --ckpt group (rows with a `group`), per method × ε: the mean ± std over its seeds
+    (seeds.mean_std: {'mean', 'std', 'n', 'values'}) of each figure of AGGREGATED; [] without groups."""
+    from .seeds import mean_std
+
+    cells: dict = {}
+    for row in results:
+        if row.get("group") is not None:
+            cells.setdefault((row["group"], row["method"], row["epsilon"]), []).append(row)
+    aggregate = []
+    for (group, method, epsilon), rows in cells.items():
+        first = rows[0]
+        same = {key: first[key] for key in ("source_ckpt", "setting", "dataset", "model", "train_method", "alpha",
+                                             "steps", "step_size", "n")}
+        aggregate.append({"group": group, "method": method, "epsilon": epsilon, **same,
+                          "seeds": [row["seed"] for row in rows],
+                          **{key: mean_std(row[key] for row in rows) for key in AGGREGATED}})
+    return aggregate
 
 
 def _save_examples(path: str, saved: dict, index: torch.Tensor, config: AttackConfig, source, spec) -> None:

@@ -7,12 +7,13 @@ resolved config and the training position, so `load_model(path)` needs nothing e
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 import time
 import zipfile
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Mapping, Optional, Union
 
 import torch
 
@@ -137,6 +138,65 @@ def model_from_checkpoint(payload: dict) -> torch.nn.Module:
     return model.eval()
 
 
+def method_of(record: Mapping) -> str:
+    """'mixup' or 'erm': the method a checkpoint payload names, else (checkpoints written before it was
+    saved, or a saved TrainConfig dict) the one its alpha means, as TrainConfig.method decides."""
+    method = record.get("method")
+    if isinstance(method, str):
+        return method
+    config = record.get("config", record)
+    alpha = config.get("alpha") if isinstance(config, Mapping) else None
+    return "mixup" if (alpha is None or alpha > 0) else "erm"
+
+
+def checkpoint_name(path: Union[str, Path]) -> str:
+    """A short name for a checkpoint in a table: its run directory for best.pt/last.pt, else its stem."""
+    p = Path(path)
+    return p.parent.name if p.name in ("best.pt", "last.pt") else p.stem
+
+
+@dataclasses.dataclass
+class OpenedCheckpoint:
+    """A checkpoint opened for evaluation: `model` in eval mode on the device (raw-scale inputs),
+    `spec` its dataset's DatasetSpec, `config` the run's saved config, `info` what tables show of it
+    (ckpt, name, dataset, model, method, alpha, epoch), `payload` the checkpoint as read, `device`
+    where the model is."""
+
+    model: torch.nn.Module
+    spec: Any
+    config: dict
+    info: dict
+    payload: dict
+    device: torch.device
+
+    @property
+    def path(self) -> str:
+        return self.payload["path"]
+
+
+def open_checkpoint(source: Union[str, Path, dict], device: Union[str, torch.device] = "cpu",
+                    dataset: Optional[str] = None) -> OpenedCheckpoint:
+    """The one way to open a checkpoint for evaluation: a checkpoint file, a run directory (its best.pt,
+    else last.pt), or a payload already read by load_checkpoint. `device` is a torch.device or a name
+    (auto | cpu | cuda | cuda:N). `spec` is the checkpoint's own dataset, or `dataset` when given (to
+    evaluate on another registered dataset with the same classes)."""
+    from .data import get_dataset
+    from .devices import resolve_device
+
+    payload = source if isinstance(source, dict) else load_checkpoint(source)
+    spec = get_dataset(dataset or payload["dataset"]["name"])
+    if spec.num_classes != payload["model"]["num_classes"]:
+        raise ConfigError(f"checkpoint '{payload['path']}' has {payload['model']['num_classes']} classes but "
+                          f"dataset '{spec.name}' has {spec.num_classes}")
+    torch_device = resolve_device(device) if isinstance(device, str) else device
+    model = model_from_checkpoint(payload).to(torch_device).eval()
+    config = payload.get("config", {})
+    info = {"ckpt": payload["path"], "name": checkpoint_name(payload["path"]), "dataset": payload["dataset"]["name"],
+            "model": payload["model"]["name"], "method": method_of(payload), "alpha": config.get("alpha"),
+            "epoch": payload["epoch"]}
+    return OpenedCheckpoint(model, spec, config, info, payload, torch_device)
+
+
 def load_model(path: Union[str, Path], device: Union[str, torch.device] = "cpu") -> torch.nn.Module:
     """Public API: the model of a checkpoint file (or run directory), in eval mode, raw-scale inputs."""
-    return model_from_checkpoint(load_checkpoint(path)).to(device)
+    return open_checkpoint(path, device).model

@@ -20,12 +20,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Optional
 
 from . import runs
-from .config import TrainConfig, check_keys, load_yaml, option, resolve_config, same_option, to_dict
+from .config import CorruptLabelsConfig, TrainConfig, load_yaml, parse_per_fraction, resolve_config, to_dict
 from .errors import ConfigError
 from .registry import Registry
 
@@ -34,39 +33,12 @@ if TYPE_CHECKING:  # torch is imported inside the functions: the CLI builds its 
 
     from .data.labels import CorruptedLabels
 
-EXPERIMENT = "experiment.yaml"
+EXPERIMENT = runs.EXPERIMENT
 LABELS = "labels.pt"
 MEMORIZATION = "memorization.json"
 
 # ---------------------------------------------------------------------------------------------
-# Per-fraction settings: "0.2:8,0.5:32,0.8:32", or one number for every fraction.
-
-PER_FRACTION_FIELDS = ("mixup_alpha", "dropout", "mixup_dropout_alpha", "mixup_dropout_p")
-
-
-def parse_per_fraction(key: str, text: str) -> dict[float, float]:
-    """{fraction: value} from 'F:V,F:V' ('*' for a single number V)."""
-    wrong = ConfigError(f"config key '{key}' must be a number or FRACTION:VALUE pairs like 0.2:8,0.5:32, got {text!r}")
-    pairs: dict[float, float] = {}
-    for item in (s.strip() for s in str(text).split(",")):
-        if not item:
-            continue
-        fraction, sep, value = item.rpartition(":")
-        try:
-            pairs[float(fraction) if sep else -1.0] = float(value)
-        except ValueError:
-            raise wrong from None
-    if not pairs or (-1.0 in pairs and len(pairs) > 1):
-        raise wrong
-    return pairs
-
-
-def per_fraction_text(value) -> str:
-    """A YAML value (number, mapping or string) in the flag's 'F:V,...' form."""
-    if isinstance(value, dict):
-        return ",".join(f"{k}:{v}" for k, v in value.items())
-    return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
-
+# Per-fraction settings (parsed by config/corrupt_labels.py).
 
 def value_at(pairs: dict[float, float], fraction: float) -> float:
     """The value for `fraction`: its own, else the nearest listed fraction's (the larger on a tie)."""
@@ -131,120 +103,8 @@ PAPER_TABLE2: dict[tuple[float, str], tuple[float, float, float, float]] = {
 }
 
 
-# ---------------------------------------------------------------------------------------------
-# The config of `mixup corrupt-labels`.
-
-def _method_names() -> list[str]:
-    return METHODS.names()
-
-
-def _optimizer_names() -> list[str]:
-    from .optim import OPTIMIZERS
-
-    return OPTIMIZERS.names()
-
-
-def _schedule_names() -> list[str]:
-    from .optim import SCHEDULES
-
-    return SCHEDULES.names()
-
-
-@dataclasses.dataclass
-class CorruptLabelsConfig:
-    """Table 2's protocol; the defaults are the paper's (§3.4, with the CIFAR recipe of §3.2)."""
-
-    dataset: str = option("cifar10", "Dataset whose training labels are corrupted (`mixup list datasets`).")
-    data_dir: Optional[str] = option(None, "Folder holding the dataset's files (not needed for embedded datasets).")
-    model: str = option("preact-resnet18", "Model name (`mixup list models`); the paper's PreAct ResNet-18 has "
-                                           "dropout inside each block.")
-    model_options: dict = option({}, "Extra keyword options for the model factory (YAML mapping).", cli=False)
-    fraction: list[float] = option([0.2, 0.5, 0.8], "Fractions of training labels to corrupt, e.g. 0.2,0.5,0.8.",
-                                   min=0.0, max=1.0)
-    methods: list[str] = option(["erm", "erm+dropout", "mixup", "mixup+dropout"], "Methods to compare: erm, erm+dropout, mixup, mixup+dropout (Table 2's rows).",
-                                choices=_method_names)
-    exact: bool = option(False, "Corrupt exactly round(fraction*N) labels, instead of each with probability fraction.")
-    exclude_true: bool = option(False, "Draw a corrupted label from the other classes only (never the true one).")
-    label_seed: Optional[int] = option(None, "Seed of the corruption; default: --seed.", min=0)
-    mixup_alpha: str = option("0.2:8,0.5:32,0.8:32", "mixup's alpha per fraction (FRACTION:ALPHA pairs, or one "
-                                                     "number); an unlisted fraction takes the nearest one's.")
-    dropout: str = option("0.2:0.7,0.5:0.8,0.8:0.8", "erm+dropout's dropout probability per fraction.")
-    mixup_dropout_alpha: str = option("0.2:4,0.5:8,0.8:8", "mixup+dropout's alpha per fraction.")
-    mixup_dropout_p: str = option("0.2:0.1,0.5:0.3,0.8:0.3", "mixup+dropout's dropout probability per fraction.")
-    epochs: int = option(200, "Training epochs of every run.", min=1)
-    batch_size: int = option(128, "Training batch size.", min=1)
-    eval_batch_size: int = option(512, "Evaluation batch size.", min=1)
-    optimizer: str = option("sgd", "Optimizer.", choices=_optimizer_names)
-    lr: float = option(0.1, "Peak learning rate.", min=0.0, min_exclusive=True)
-    momentum: float = option(0.9, "SGD momentum.", min=0.0, max=1.0)
-    weight_decay: float = option(1e-4, "Weight decay.", min=0.0)
-    schedule: str = option("step", "Learning-rate schedule.", choices=_schedule_names)
-    milestones: list[int] = option([100, 150], "Epochs at which the step schedule multiplies the lr by gamma.", min=1)
-    gamma: float = option(0.1, "Factor of the step schedule.", min=0.0, min_exclusive=True)
-    seed: int = option(0, "Training seed of every run (initialization, data order, mixup draws).", min=0)
-    device: str = option("auto", "auto | cpu | cuda | cuda:N (auto = CUDA when present).")
-    # Same meaning and defaults as TrainConfig's, which every sub-run receives.
-    bf16: Optional[bool] = same_option(TrainConfig, "bf16")
-    workers: Optional[int] = same_option(TrainConfig, "workers")
-    out: Optional[str] = option(None, "Experiment directory; default runs/corrupt-labels-<dataset>-<time>.")
-
-    def check(self) -> None:
-        from .data import get_dataset
-        from .devices import check_device_name
-        from .models import MODELS, model_options
-
-        spec = get_dataset(self.dataset)
-        if spec.num_classes < 2:
-            raise ConfigError(f"dataset '{self.dataset}' has no class labels to corrupt; choose a classification dataset")
-        MODELS.get(self.model)
-        check_device_name(self.device)
-        if not self.fraction:
-            raise ConfigError("config key 'fraction' is empty; give at least one fraction, e.g. 0.5")
-        if len(set(self.fraction)) != len(self.fraction):
-            raise ConfigError(f"config key 'fraction' repeats a value: {self.fraction}")
-        if not self.methods:
-            raise ConfigError(f"config key 'methods' is empty; choose from: {', '.join(METHODS.names())}")
-        if len(set(self.methods)) != len(self.methods):
-            raise ConfigError(f"config key 'methods' repeats a value: {self.methods}")
-        for key in PER_FRACTION_FIELDS:
-            high = 1.0 if key in ("dropout", "mixup_dropout_p") else None
-            for fraction, value in parse_per_fraction(key, getattr(self, key)).items():
-                if value < 0 or (high is not None and value >= high):
-                    bounds = "in [0, 1)" if high else "at least 0"
-                    raise ConfigError(f"config key '{key}' must be {bounds}, got {value:g}"
-                                      + (f" at fraction {fraction:g}" if fraction >= 0 else ""))
-        dropout_methods = [m for m in self.methods if METHODS.get(m).dropout_key]
-        if dropout_methods and "dropout" not in model_options(self.model):
-            raise ConfigError(f"model '{self.model}' has no dropout option, which {', '.join(dropout_methods)} "
-                              f"need; drop them from --methods or choose a model with dropout")
-        if self.milestones and sorted(self.milestones) != self.milestones:
-            raise ConfigError(f"config key 'milestones' must be increasing, got {self.milestones}")
-
-    @property
-    def corruption_seed(self) -> int:
-        return self.seed if self.label_seed is None else self.label_seed
-
-
-# Keys a resumed experiment may change: where and how it runs, which (fraction, method) pairs, and
-# (only upwards, as `mixup train --resume` allows) the epochs.
-RESUMABLE_CHANGES = ("device", "workers", "eval_batch_size", "out", "data_dir", "fraction", "methods", "epochs")
-
-
-def resolve_experiment_config(yaml_path=None, overrides: Optional[dict] = None, base: Optional[dict] = None,
-                              ) -> CorruptLabelsConfig:
-    """defaults < base < YAML < flags; the per-fraction keys also take a number or a mapping in YAML."""
-    data = load_yaml(yaml_path) if yaml_path else {}
-    data = {k.replace("-", "_") if isinstance(k, str) else k: v for k, v in data.items()}
-    check_keys(CorruptLabelsConfig, data, f"config file '{yaml_path}'")
-    data = {k: per_fraction_text(v) if k in PER_FRACTION_FIELDS else v for k, v in data.items()}
-    return resolve_config(CorruptLabelsConfig, overrides=overrides, base={**(base or {}), **data})
-
-
 def experiment_dir(config: CorruptLabelsConfig) -> Path:
-    if config.out:
-        return Path(config.out)
-    dataset = config.dataset.replace(":", "-").replace("/", "_")[-40:]
-    return Path("runs") / f"corrupt-labels-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return runs.resolve_out(runs.CORRUPT_LABELS_EXPERIMENT, config.out, config)
 
 
 def fraction_dir(root: Path, fraction: float) -> Path:
@@ -266,15 +126,8 @@ def prepare_experiment(config: CorruptLabelsConfig, resume: bool, explicit: set[
 
 
 def _check_resumed(root: Path, config: CorruptLabelsConfig, explicit: set[str]) -> None:
-    if not (root / EXPERIMENT).is_file():
-        raise ConfigError(f"--resume: '{root}' holds no {EXPERIMENT} to resume; check --out")
-    saved = load_yaml(root / EXPERIMENT)
-    given = to_dict(config)
-    differ = [k for k in sorted(explicit) if k not in RESUMABLE_CHANGES and k in saved and saved[k] != given.get(k)]
-    if differ:
-        detail = ", ".join(f"{k}: {saved[k]!r} in the experiment, {given.get(k)!r} given" for k in differ)
-        raise ConfigError(f"--resume with settings that contradict the experiment ({detail}); drop them or "
-                          f"start a new experiment in another --out")
+    saved = runs.read_saved_config(runs.CORRUPT_LABELS_EXPERIMENT, root)
+    runs.check_resume_config(runs.CORRUPT_LABELS_EXPERIMENT, saved, config, explicit)
     planned = int(saved.get("epochs", 0))
     if config.epochs < planned:  # its finished runs hold `planned` epochs, which a lower number would contradict
         raise ConfigError(f"--resume --epochs {config.epochs}: the runs of the experiment in '{root}' train {planned} "
@@ -284,11 +137,7 @@ def _check_resumed(root: Path, config: CorruptLabelsConfig, explicit: set[str]) 
 
 def _create(root: Path, config: CorruptLabelsConfig, force: bool) -> None:
     """Everything is checked before the first write; `force` deletes the old experiment only then."""
-    if root.exists() and not root.is_dir():
-        raise ConfigError(f"output path '{root}' exists and is not a directory; choose another --out")
-    if root.is_dir() and any(root.iterdir()) and not force:
-        raise ConfigError(f"output directory '{root}' is not empty; pass --resume to continue the experiment "
-                          f"in it, --force to replace it, or choose another --out")
+    runs.check_out(runs.CORRUPT_LABELS_EXPERIMENT, root, resume=False, force=force)
     from .data.labels import training_labels
 
     original = training_labels(config.dataset, config.data_dir)  # a dataset without labels fails here, before any write
@@ -424,7 +273,7 @@ def run_experiment(config: CorruptLabelsConfig, root: Path, callbacks: Optional[
     Raises trainer.Interrupted when `should_stop` says so; running it again with the same
     arguments continues where it stopped.
     """
-    from .trainer import check_resume_config, train
+    from .trainer import train
 
     callbacks = callbacks or ExperimentCallbacks()
     labels = {fraction: experiment_labels(config, fraction, root) for fraction in config.fraction}
@@ -442,7 +291,7 @@ def run_experiment(config: CorruptLabelsConfig, root: Path, callbacks: Optional[
             if state != "new":
                 saved = load_yaml(run_dir / runs.CONFIG)
                 # Paths may be spelled differently (another cwd); the labels file itself is checked above.
-                check_resume_config(saved, to_dict(train_cfg), set(saved) - {"labels", "data_dir"})
+                runs.check_resume_config(runs.TRAIN_RUN, saved, train_cfg, set(saved) - {"labels", "data_dir"})
             if state != "done":
                 (run_dir / MEMORIZATION).unlink(missing_ok=True)  # computed from the model about to change
                 train(train_cfg, run_dir, resume=state == "resume", force=state == "new", callbacks=callbacks,
@@ -473,16 +322,14 @@ def sub_run_row(config: CorruptLabelsConfig, fraction: float, method: str, train
 
 
 def _memorization(run_dir: Path, corrupted, train_cfg: TrainConfig) -> dict:
-    from .checkpoint import load_checkpoint, model_from_checkpoint
-    from .devices import resolve_device
+    from .checkpoint import open_checkpoint
 
     cache = run_dir / MEMORIZATION
     if cache.is_file():
         return json.loads(cache.read_text())
-    device = resolve_device(train_cfg.device)
-    model = model_from_checkpoint(load_checkpoint(run_dir / runs.LAST, map_location=device)).to(device)
-    errors = memorization_errors(model, corrupted, device, train_cfg.data_dir, train_cfg.eval_batch_size,
-                                 train_cfg.workers)
+    opened = open_checkpoint(run_dir / runs.LAST, train_cfg.device)  # the last epoch's model, as Table 2 reads
+    errors = memorization_errors(opened.model, corrupted, opened.device, train_cfg.data_dir,
+                                 train_cfg.eval_batch_size, train_cfg.workers)
     runs.write_text_atomic(cache, json.dumps(errors, indent=2) + "\n")
     return errors
 

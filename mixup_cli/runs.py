@@ -1,4 +1,15 @@
-"""Run directories: where a training run keeps its config, metrics, checkpoints and summary.
+"""Run directories: where a command keeps its config, metrics, checkpoints and results, and their
+lifecycle, one for every command that writes one (train, gan, corrupt-labels):
+
+    resolve_out        --out, or runs/<a default name> (RunKind.default_name)
+    check_out          refuse what cannot run there: --resume without what it needs, a file, an
+                       occupied directory without --force (one message each, named by the RunKind)
+    read_saved_config  the config a directory was started with, from its YAML file (never a checkpoint)
+    resolve_for        a command's config: on --resume, the saved config < YAML < flags, refusing
+                       given keys that contradict it; the keys a resume may change are the config
+                       class's RESUMABLE
+
+A training run:
 
     <run>/config.yaml     the resolved config
     <run>/metrics.jsonl   one JSON object per finished epoch
@@ -9,43 +20,123 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import time
 from pathlib import Path
+from typing import Callable, Optional
 
 from .errors import ConfigError
 
 CONFIG, METRICS, LAST, BEST, SUMMARY = "config.yaml", "metrics.jsonl", "last.pt", "best.pt", "summary.json"
+EXPERIMENT = "experiment.yaml"  # a corrupt-labels experiment's config
+
+
+def _dataset_part(config) -> str:
+    return config.dataset.replace(":", "-").replace("/", "_")[-40:]
 
 
 def default_run_name(config) -> str:
     alpha = f"-a{config.alpha:g}" if config.alpha > 0 else ""
-    dataset = config.dataset.replace(":", "-").replace("/", "_")[-40:]
-    return f"{dataset}-{config.model}-{config.method}{alpha}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return f"{_dataset_part(config)}-{config.model}-{config.method}{alpha}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+@dataclasses.dataclass(frozen=True)
+class RunKind:
+    """What a command's directory holds, for its checks and messages."""
+
+    noun: str  # "run", "experiment"
+    contents: str  # what an occupied directory holds, for the refusal: "a run", "results"
+    needs: tuple  # the files --resume needs, the first proving there is something to continue
+    saved_config: str  # the file holding the config it was started with
+    default_name: Callable  # config -> the folder name under runs/ when --out is not given
+    own: Optional[tuple] = None  # names whose presence means the directory is occupied; None: anything
+
+
+TRAIN_RUN = RunKind("run", "a run", (LAST, CONFIG), CONFIG, default_run_name, (LAST, BEST, METRICS, SUMMARY))
+GAN_EXPERIMENT = RunKind("experiment", "results", (CONFIG,), CONFIG,
+                         lambda c: f"gan-{c.dataset}-{time.strftime('%Y%m%d-%H%M%S')}",
+                         (CONFIG, SUMMARY, "real.csv", "runs"))
+CORRUPT_LABELS_EXPERIMENT = RunKind("experiment", "files", (EXPERIMENT,), EXPERIMENT,
+                                    lambda c: f"corrupt-labels-{_dataset_part(c)}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def resolve_out(kind: RunKind, path, config) -> Path:
+    """The directory: `path` (--out) when given, else runs/<the kind's default name>."""
+    return Path(path) if path else Path("runs") / kind.default_name(config)
 
 
 def run_path(path, config) -> Path:
-    """The run directory: `path` (--out) when given, else runs/<dataset>-<model>-<method>-<time>."""
-    return Path(path) if path else Path("runs") / default_run_name(config)
+    """A training run's directory: --out, else runs/<dataset>-<model>-<method>-<time>."""
+    return resolve_out(TRAIN_RUN, path, config)
 
 
-def check_run_dir(run_dir: Path, resume: bool, force: bool) -> None:
-    """Refuse what cannot be run in `run_dir`, touching nothing (so a refusal costs no files)."""
-    run_dir = Path(run_dir)
-    if resume:
-        if not (run_dir / LAST).is_file():
-            raise ConfigError(f"--resume: '{run_dir}' holds no {LAST} to resume from; check --out")
-        return
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"output path '{run_dir}' exists and is not a directory; choose another --out")
-    if holds_run(run_dir) and not force:
-        raise ConfigError(f"output directory '{run_dir}' already holds a run; pass --resume to continue it, "
-                          f"--force to replace it, or choose another --out")
+def holds(kind: RunKind, directory: Path) -> bool:
+    directory = Path(directory)
+    if not directory.is_dir():
+        return False
+    if kind.own is None:
+        return any(directory.iterdir())
+    return any((directory / name).exists() for name in kind.own)
 
 
 def holds_run(run_dir: Path) -> bool:
-    return Path(run_dir).is_dir() and any((Path(run_dir) / name).exists() for name in (LAST, BEST, METRICS, SUMMARY))
+    return holds(TRAIN_RUN, run_dir)
+
+
+def check_out(kind: RunKind, directory: Path, resume: bool, force: bool) -> None:
+    """Refuse what cannot be run in `directory`, touching nothing (so a refusal costs no files)."""
+    directory = Path(directory)
+    if resume:
+        for name in kind.needs:
+            if not (directory / name).is_file():
+                raise ConfigError(f"--resume: '{directory}' holds no {name}, so no {kind.noun} to resume; "
+                                  f"check --out")
+        return
+    if directory.exists() and not directory.is_dir():
+        raise ConfigError(f"output path '{directory}' exists and is not a directory; choose another --out")
+    if holds(kind, directory) and not force:
+        raise ConfigError(f"output directory '{directory}' already holds {kind.contents}; pass --resume to continue "
+                          f"the {kind.noun} in it, --force to replace it, or choose another --out")
+
+
+def check_run_dir(run_dir: Path, resume: bool, force: bool) -> None:
+    check_out(TRAIN_RUN, run_dir, resume, force)
+
+
+def read_saved_config(kind: RunKind, directory: Path) -> dict:
+    """The config `directory` was started with, from its YAML file (cheap: no checkpoint is opened)."""
+    from .config import load_yaml
+
+    check_out(kind, directory, resume=True, force=False)
+    return load_yaml(Path(directory) / kind.saved_config)
+
+
+def check_resume_config(kind: RunKind, saved: dict, given, explicit: set) -> None:
+    """Refuse a resume whose explicitly given settings contradict the saved ones, except the keys
+    the config class declares changeable (its RESUMABLE)."""
+    from .config import to_dict
+
+    resumable, given = type(given).RESUMABLE, to_dict(given)
+    differ = [k for k in sorted(explicit) if k not in resumable and k in saved and saved[k] != given.get(k)]
+    if differ:
+        detail = ", ".join(f"{k}: {saved[k]!r} in the {kind.noun}, {given.get(k)!r} given" for k in differ)
+        raise ConfigError(f"--resume with settings that contradict the {kind.noun} ({detail}); drop them or start "
+                          f"a new {kind.noun} in another --out")
+
+
+def resolve_for(kind: RunKind, resolve: Callable, yaml_path, overrides: dict, explicit: set, resume: bool):
+    """A command's config: `resolve(yaml_path, overrides, base=None)` (defaults < base < YAML < flags);
+    on --resume the base is the directory's saved config, and explicit contradictions are refused."""
+    if not resume:
+        return resolve(yaml_path, overrides)
+    if not overrides.get("out"):
+        raise ConfigError(f"--resume needs --out DIR, the {kind.noun} directory to continue")
+    saved = read_saved_config(kind, Path(overrides["out"]))
+    given = resolve(yaml_path, overrides, base=saved)
+    check_resume_config(kind, saved, given, explicit)
+    return given
 
 
 def prepare_run_dir(path, config, resume: bool, force: bool) -> Path:

@@ -3,11 +3,12 @@
     <out>/seed-0/ ...      an ordinary run (or experiment) per seed
     <out>/summary.json     mean ± std over the seeds, and each seed's own figures
 
-Used by `--seeds` of train and corrupt-labels, and by `mixup reproduce`.
+Used by `--seeds` of train, attack and corrupt-labels, and by `mixup reproduce`.
 """
 from __future__ import annotations
 
 import json
+import re
 import statistics
 from pathlib import Path
 from typing import Iterable
@@ -17,6 +18,7 @@ from .errors import ConfigError
 # The figures of a training run that are aggregated: last epoch, best epoch, median of the last 10
 # epochs (the paper's three ways of reading a run), top-5.
 TRAIN_KEYS = ("test_error", "best_test_error", "median_last10_test_error", "test_top5_error")
+_SEED_DIR = re.compile(r"^seed-(\d+)$")
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -32,6 +34,20 @@ def parse_seeds(text: str) -> list[int]:
 
 def seed_dir(root: Path, seed: int) -> Path:
     return Path(root) / f"seed-{seed}"
+
+
+def seed_runs(root) -> dict[int, Path]:
+    """The seed-N folders of a multi-seed directory, by seed in increasing order; {} when `root` is not
+    one (a file, or a run directory: one that holds best.pt or last.pt itself)."""
+    root = Path(root)
+    if not root.is_dir() or (root / "best.pt").is_file() or (root / "last.pt").is_file():
+        return {}
+    found = {}
+    for child in root.iterdir():
+        match = _SEED_DIR.match(child.name)
+        if match and child.is_dir():
+            found[int(match.group(1))] = child
+    return dict(sorted(found.items()))
 
 
 def mean_std(values: Iterable[float]) -> dict:

@@ -38,10 +38,6 @@ from .optim import build_optimizer, learning_rate, peak_learning_rate
 from .seeding import MIX, MODEL, derive_seed, seed_device_generators
 from .speed import compile_model, configure_torch, resolve_speed, set_layout, to_layout
 
-# Keys a resumed run may change; any other difference from the checkpoint's config is refused.
-RESUMABLE_CHANGES = ("epochs", "device", "out", "workers", "eval_batch_size", "threads", "compile",
-                     "data_on_device", "on_nonfinite", "save_every")
-
 
 class Interrupted(errors.Interrupted):
     """Training stopped on request; last.pt holds the exact position to resume from."""
@@ -97,14 +93,6 @@ def _finite_step(loss: torch.Tensor, parameters: list, dist, device: torch.devic
     if grads:  # a norm is finite only when every entry is: one reduction instead of one check per tensor
         total = total + torch.nn.utils.get_total_norm(grads).float()
     return not dist.any(not math.isfinite(total.item()), device)
-
-
-def check_resume_config(saved: dict, given: dict, explicit: set[str]) -> None:
-    """Refuse a resume whose explicitly given settings contradict the checkpoint's."""
-    differ = [k for k in sorted(explicit) if k not in RESUMABLE_CHANGES and k in saved and saved[k] != given.get(k)]
-    if differ:
-        detail = ", ".join(f"{k}: {saved[k]!r} in the run, {given.get(k)!r} given" for k in differ)
-        raise ConfigError(f"--resume with settings that contradict the run ({detail}); drop them or start a new run")
 
 
 def check_resume_epochs(saved: dict, done: int, epochs: int, run_dir) -> None:
@@ -436,7 +424,7 @@ class _Recipe:
         spec = self.spec
         return {"model": self.model_record, "dataset": {"name": spec.name, "num_classes": spec.num_classes,
                                                         "pixel_levels": spec.pixel_levels},
-                "config": to_dict(self.config), "state_dict": self.model.state_dict(),
+                "config": to_dict(self.config), "method": self.config.method, "state_dict": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "state": dataclasses.asdict(self.state),
                 "epoch": self.state.epoch}
 

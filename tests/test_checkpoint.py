@@ -35,6 +35,23 @@ def test_a_run_directory_loads_its_best_checkpoint(digits_runs):
     assert load_checkpoint(digits_runs["erm"])["path"].endswith("best.pt")
 
 
+def test_open_checkpoint_is_the_one_way_to_evaluate_a_run(digits_runs):
+    from mixup_cli.checkpoint import method_of, open_checkpoint
+
+    for method in ("erm", "mixup"):
+        opened = open_checkpoint(digits_runs[method], "cpu")  # a run directory means its best.pt
+        assert opened.path.endswith("best.pt") and not opened.model.training
+        assert opened.spec.name == "digits" and opened.device == torch.device("cpu")
+        assert opened.payload["method"] == method  # written by the trainer
+        assert opened.info == {"ckpt": opened.path, "name": digits_runs[method].name, "dataset": "digits",
+                               "model": "small-cnn", "method": method, "alpha": opened.config["alpha"],
+                               "epoch": opened.payload["epoch"]}
+        # Checkpoints written before the method was saved: the same name from alpha.
+        older = {key: value for key, value in opened.payload.items() if key != "method"}
+        assert method_of(older) == method_of(older["config"]) == method
+    assert method_of({"alpha": 0.0}) == "erm" and method_of({"alpha": 0.2}) == "mixup"
+
+
 class Evil:
     def __reduce__(self):
         return (os.system, ("touch " + os.environ["EVIL_MARKER"],))

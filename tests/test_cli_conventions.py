@@ -18,7 +18,7 @@ from conftest import SRC, THREADS_ENV
 
 import mixup_cli
 from mixup_cli.config import TrainConfig, choices_of
-from mixup_cli.gan.config import GanConfig
+from mixup_cli.config import GanConfig
 
 def _command_names() -> list[str]:
     from mixup_cli.cli import app

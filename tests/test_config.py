@@ -74,3 +74,39 @@ def test_help_text_comes_from_the_config(cli):
     result = cli("train", "--help")
     assert result.exit_code == 0
     assert "Beta(alpha, alpha)" in result.stdout and "--erm-warmup-epochs" in result.stdout
+
+
+def test_the_config_package_imports_no_torch():
+    import subprocess
+    import sys
+
+    from pathlib import Path
+
+    code = "import sys, mixup_cli.config; assert 'torch' not in sys.modules, 'torch was imported'"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_derived_defaults_are_filled_in_one_step_and_checks_change_nothing():
+    import copy
+    import dataclasses
+
+    from mixup_cli.config import fill_defaults
+
+    config = TrainConfig(mix_where="manifold")
+    fill_defaults(config)
+    assert config.alpha == 2.0 and config.model == "small-cnn"  # alpha by mix_where, the dataset's own model
+    before = copy.deepcopy(config)
+    config.check()
+    assert dataclasses.asdict(config) == dataclasses.asdict(before)
+
+
+def test_every_resumable_config_declares_the_keys_a_resume_may_change():
+    import dataclasses
+
+    from mixup_cli.config import CorruptLabelsConfig, GanConfig
+
+    for cls in (TrainConfig, CorruptLabelsConfig, GanConfig):
+        names = {f.name for f in dataclasses.fields(cls)}
+        assert cls.RESUMABLE and set(cls.RESUMABLE) <= names, cls.__name__

@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
-from mixup_cli.corrupt_labels import (METHODS, CorruptLabelsConfig, ExperimentCallbacks, parse_per_fraction,
-                                      prepare_experiment, resolve_experiment_config, run_experiment, subset_errors,
+from mixup_cli.config import CorruptLabelsConfig, parse_per_fraction, resolve_experiment_config
+from mixup_cli.corrupt_labels import (METHODS, ExperimentCallbacks, prepare_experiment, run_experiment, subset_errors,
                                       train_config, value_at)
 from mixup_cli.data import DatasetSpec, get_dataset, load_dataset
 from mixup_cli.data.labels import (CorruptedLabels, apply_label_file, corrupt_labels, load_label_file,

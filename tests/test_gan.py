@@ -9,7 +9,7 @@ import os
 import pytest
 import torch
 
-from mixup_cli.gan.config import GanConfig
+from mixup_cli.config import GanConfig
 from mixup_cli.gan.losses import (LAMBDA_SCHEMES, generator_loss, mixup_discriminator_loss,
                                   standard_discriminator_loss)
 from mixup_cli.gan.toy2d import get_toy, mode_metrics

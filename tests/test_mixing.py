@@ -168,9 +168,9 @@ def test_mix_probability_zero_is_erm():
 
 
 @pytest.mark.parametrize("flags, words", [
-    (["--mix-where", "latent"], "needs mix_layer"),
-    (["--mix-layer", "1"], "only applies with mix_where latent"),
-    (["--mix-where", "latent", "--mix-layer", "9"], "no mixing point 9"),
+    (["--mix-where", "latent"], "--mix-where latent needs config key 'mix_layer'"),
+    (["--mix-layer", "1"], "--mix-layer only applies when config key 'mix_where' is latent"),
+    (["--mix-where", "latent", "--mix-layer", "9"], "no mixing point 9; choose --mix-layer from"),
     (["--mix-where", "manifold", "--mix-pairs", "knn"], "knn"),
     (["--mix-where", "latent", "--mix-layer", "1", "--mix-op", "cutmix"], "cutmix"),
     (["--alpha", "0", "--mix-classes", "sc"], "alpha 0 is plain ERM"),

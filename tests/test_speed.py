@@ -219,7 +219,8 @@ def test_loader_workers_default_per_device_everywhere(monkeypatch):
 
 
 def test_corrupt_labels_speed_options_mean_what_trains_do(tmp_path):
-    from mixup_cli.corrupt_labels import CorruptLabelsConfig, train_config
+    from mixup_cli.config import CorruptLabelsConfig
+    from mixup_cli.corrupt_labels import train_config
 
     experiment = resolve_config(CorruptLabelsConfig, None, {"dataset": "digits", "model": "small-cnn"})
     assert experiment.bf16 is None and experiment.workers is None  # "pick for the device", as in train

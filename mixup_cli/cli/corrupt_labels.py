@@ -8,7 +8,7 @@ import typer
 
 from .common import (CONFIG_OPTION, DEBUG_OPTION, JSON_OPTION, console, explicit_keys, ProgressView, print_json,
                      run_guarded, run_interruptible, with_config_options)
-from ..corrupt_labels import CorruptLabelsConfig
+from ..config import CorruptLabelsConfig
 
 HELP = ("Table 2 (§3.4): train ERM, dropout, mixup and mixup + dropout on randomly corrupted labels, and "
         "report test error and training error on the kept and the corrupted examples. Paper defaults "
@@ -17,19 +17,13 @@ HELP = ("Table 2 (§3.4): train ERM, dropout, mixup and mixup + dropout on rando
 
 
 def _resolve(config_path: Optional[Path], overrides: dict, resume: bool) -> tuple[CorruptLabelsConfig, set]:
-    from ..config import load_yaml
-    from ..corrupt_labels import EXPERIMENT, resolve_experiment_config
-    from ..errors import ConfigError
+    from ..config import resolve_experiment_config
+    from ..runs import CORRUPT_LABELS_EXPERIMENT, resolve_for
 
     explicit = explicit_keys(config_path, overrides)
-    if not resume:
-        return resolve_experiment_config(config_path, overrides), explicit
-    if not overrides.get("out"):
-        raise ConfigError("--resume needs --out DIR, the experiment directory to continue")
-    saved_path = Path(overrides["out"]) / EXPERIMENT
-    if not saved_path.is_file():
-        raise ConfigError(f"--resume: '{overrides['out']}' holds no {EXPERIMENT} to resume; check --out")
-    return resolve_experiment_config(config_path, overrides, base=load_yaml(saved_path)), explicit
+    config = resolve_for(CORRUPT_LABELS_EXPERIMENT, resolve_experiment_config, config_path, overrides, explicit,
+                         resume)
+    return config, explicit
 
 
 def _save_labels(config: CorruptLabelsConfig, path: Path) -> dict:

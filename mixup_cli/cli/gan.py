@@ -1,13 +1,14 @@
 """`mixup gan`: train standard and mixup GANs on toy 2-D data (§3.7, Figure 5), draw and score them."""
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from ..gan.config import GanConfig
+from ..config import GanConfig
 from .common import (CONFIG_OPTION, DEBUG_OPTION, JSON_OPTION, console, explicit_keys, ProgressView, print_json,
                      run_guarded, run_interruptible, with_config_options)
 
@@ -17,24 +18,11 @@ HELP = ("Train a standard GAN and a mixup GAN (alpha 0.2) on toy 2-D data (ring:
 
 
 def _resolve(config_path: Optional[Path], overrides: dict, resume: bool) -> GanConfig:
-    from ..config import load_yaml, resolve_config, to_dict
+    from ..config import resolve_config
+    from ..runs import GAN_EXPERIMENT, resolve_for
 
-    if not resume:
-        return resolve_config(GanConfig, config_path, overrides)
-    from ..errors import ConfigError
-    from ..gan.training import check_resume_config
-    from ..runs import CONFIG
-
-    if not overrides.get("out"):
-        raise ConfigError("--resume needs --out DIR, the experiment directory to continue")
-    saved_path = Path(overrides["out"]) / CONFIG
-    if not saved_path.is_file():
-        raise ConfigError(f"--resume: '{overrides['out']}' holds no GAN experiment ({CONFIG} missing); check --out")
-    saved = load_yaml(saved_path)
-    explicit = explicit_keys(config_path, overrides)
-    given = resolve_config(GanConfig, config_path, overrides, base=saved)
-    check_resume_config(saved, to_dict(given), explicit)
-    return given
+    resolve = functools.partial(resolve_config, GanConfig)
+    return resolve_for(GAN_EXPERIMENT, resolve, config_path, overrides, explicit_keys(config_path, overrides), resume)
 
 
 @with_config_options(GanConfig)

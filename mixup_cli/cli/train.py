@@ -1,6 +1,7 @@
 """`mixup train`: parse flags and YAML into a TrainConfig, run the trainer, draw its progress."""
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Optional
 
@@ -15,24 +16,13 @@ HELP = ("Train a model with mixup (alpha > 0) or ERM (alpha = 0). With no flags:
 
 
 def _resolve(config_path: Optional[Path], overrides: dict, resume: bool) -> tuple[TrainConfig, set]:
-    explicit = explicit_keys(config_path, overrides)
-    if not resume:
-        return resolve_config(TrainConfig, config_path, overrides), explicit
-    from ..checkpoint import load_checkpoint
-    from ..errors import ConfigError
-    from ..runs import LAST
-    from ..trainer import check_resume_config, check_resume_epochs
+    """The run's config; on --resume its config.yaml < YAML < flags (the trainer checks the epochs
+    against last.pt, which it opens once)."""
+    from ..runs import TRAIN_RUN, resolve_for
 
-    if not overrides.get("out"):
-        raise ConfigError("--resume needs --out DIR, the run directory to continue")
-    if not (Path(overrides["out"]) / LAST).is_file():
-        raise ConfigError(f"--resume: '{overrides['out']}' holds no {LAST} to resume from; check --out")
-    payload = load_checkpoint(Path(overrides["out"]) / LAST)
-    saved = payload["config"]
-    given = resolve_config(TrainConfig, config_path, overrides, base=saved)
-    check_resume_config(saved, to_dict(given), explicit)
-    check_resume_epochs(saved, payload["state"]["epoch"], given.epochs, overrides["out"])
-    return given, explicit
+    explicit = explicit_keys(config_path, overrides)
+    resolve = functools.partial(resolve_config, TrainConfig)
+    return resolve_for(TRAIN_RUN, resolve, config_path, overrides, explicit, resume), explicit
 
 
 @with_config_options(TrainConfig)

@@ -4,7 +4,8 @@
     losses.py    standard and mixup discriminator losses, the generator loss, lambda schemes
     training.py  the resumable training loop and the experiment grid
     plot.py      the Figure 5 layout (matplotlib, Agg)
-    config.py    GanConfig
+
+Its config, GanConfig, is in mixup_cli/config/gan.py (re-exported here).
 
 Names are imported lazily so that `mixup --help` (which reads GanConfig) does not load torch.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 import importlib
 
 _API = {
-    "GanConfig": "config", "LAMBDA_SCHEMES": "losses", "generator_loss": "losses", "mix": "losses",
+    "GanConfig": "..config", "LAMBDA_SCHEMES": "losses", "generator_loss": "losses", "mix": "losses",
     "mixup_discriminator_loss": "losses", "standard_discriminator_loss": "losses", "TOY_DATASETS": "toy2d",
     "Toy2D": "toy2d", "get_toy": "toy2d", "mode_metrics": "toy2d", "register_toy": "toy2d",
     "SubRun": "training", "aggregate": "training", "plan": "training", "run_experiment": "training",
@@ -24,5 +25,6 @@ __all__ = sorted(_API)
 
 def __getattr__(name: str):
     if name in _API:
-        return getattr(importlib.import_module(f"{__name__}.{_API[name]}"), name)
+        module = _API[name]
+        return getattr(importlib.import_module(module if module.startswith(".") else f".{module}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

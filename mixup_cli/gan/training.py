@@ -25,12 +25,11 @@ import torch
 
 from .. import errors, runs
 from ..checkpoint import load_checkpoint, save_checkpoint
-from ..config import to_dict
+from ..config import GanConfig, default_threads, to_dict
 from ..devices import resolve_device
 from ..errors import ConfigError, RunError
 from ..runs import ensure_writable_dir
 from ..seeding import MIX, MODEL, derive_seed
-from .config import GanConfig, default_threads
 from .losses import LAMBDA_SCHEMES, generator_loss, standard_discriminator_loss
 from .toy2d import Toy2D, get_toy, mode_metrics
 
@@ -424,35 +423,14 @@ def prepare_out_dir(path: Optional[str], config: GanConfig, resume: bool, force:
     """Create (or, for --resume, find) the output directory; never silently reuse one holding results."""
     import shutil
 
-    out = Path(path) if path else Path("runs") / f"gan-{config.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
-    ours = [runs.CONFIG, SUMMARY, REAL_CSV, "runs"]
+    out = runs.resolve_out(runs.GAN_EXPERIMENT, path, config)
+    runs.check_out(runs.GAN_EXPERIMENT, out, resume, force)
     if resume:
-        if not (out / runs.CONFIG).is_file():
-            raise ConfigError(f"--resume: '{out}' holds no GAN experiment ({runs.CONFIG} missing); check --out")
         return out
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"output path '{out}' exists and is not a directory; choose another --out")
-    if out.is_dir() and any((out / name).exists() for name in ours):
-        if not force:
-            raise ConfigError(f"output directory '{out}' already holds results; pass --resume to continue, "
-                              f"--force to replace them, or choose another --out")
+    if runs.holds(runs.GAN_EXPERIMENT, out):  # --force: our files go, anything else stays
         shutil.rmtree(out / "runs", ignore_errors=True)
         for item in out.iterdir():
             ours_too = item.name.startswith(("samples-", "gan-")) and item.suffix in (".csv", ".png")
-            if item.is_file() and (item.name in ours or ours_too):
+            if item.is_file() and (item.name in runs.GAN_EXPERIMENT.own or ours_too):
                 item.unlink()
     return ensure_writable_dir(out)
-
-
-# Keys a resumed experiment may change; any other explicitly given difference is refused. The grid
-# lists may grow (or shrink): a sub-run's directory is named by everything that varies between sub-runs,
-# so finished ones stay valid and only the new cells are trained.
-RESUMABLE_CHANGES = ("device", "threads", "out", "seeds", "z_dim", "lr", "compare")
-
-
-def check_resume_config(saved: dict, given: dict, explicit: set) -> None:
-    differ = [k for k in sorted(explicit) if k not in RESUMABLE_CHANGES and k in saved and saved[k] != given.get(k)]
-    if differ:
-        detail = ", ".join(f"{k}: {saved[k]!r} in the experiment, {given.get(k)!r} given" for k in differ)
-        raise ConfigError(f"--resume with settings that contradict the experiment ({detail}); "
-                          f"drop them or use a new --out")

@@ -25,11 +25,7 @@ def model_mixing_points(config, spec) -> list[int] | None:
 
 
 def check_mixing(config, spec) -> None:
-    """Fill alpha's method-dependent default, then refuse combinations that make no sense."""
-    from .mixer import DEFAULT_ALPHA
-
-    if config.alpha is None:
-        config.alpha = DEFAULT_ALPHA[config.mix_where]
+    """Refuse combinations that make no sense (alpha is filled in already: config.fill_defaults)."""
     if config.alpha == 0:
         given = [k for k, off in MIXING_ONLY.items() if getattr(config, k) != off]
         if given:
@@ -37,24 +33,25 @@ def check_mixing(config, spec) -> None:
                               f"drop it or set alpha > 0")
     where = config.mix_where
     if where == "latent" and config.mix_layer is None:
-        raise ConfigError("mix_where latent needs mix_layer, the mixing point to mix at (e.g. --mix-layer 1)")
+        raise ConfigError("config key 'mix_where' latent needs config key 'mix_layer', the mixing point to mix at "
+                          "(e.g. 1)")
     if where != "latent" and config.mix_layer is not None:
-        raise ConfigError(f"mix_layer only applies with mix_where latent (mix_where is {where}); "
-                          f"add --mix-where latent or drop mix_layer")
+        raise ConfigError(f"config key 'mix_layer' only applies when config key 'mix_where' is latent, not {where}; "
+                          f"set it to latent or drop config key 'mix_layer'")
     if where in ("latent", "manifold"):
         points = model_mixing_points(config, spec)
         if points is None:
-            raise ConfigError(f"model '{config.model}' declares no mixing points, so mix_where {where} cannot "
-                              f"mix inside it; use mix_where input")
+            raise ConfigError(f"model '{config.model}' declares no mixing points, so config key 'mix_where' {where} "
+                              f"cannot mix inside it; use input")
         if where == "latent" and config.mix_layer not in points:
             raise ConfigError(f"model '{config.model}' has no mixing point {config.mix_layer}; "
-                              f"choose mix_layer from {', '.join(map(str, points))}")
+                              f"choose config key 'mix_layer' from {', '.join(map(str, points))}")
         if config.mix_pairs == "knn":
-            raise ConfigError(f"mix_pairs knn draws partners from outside the batch, whose hidden layers are not "
-                              f"computed; use knn with mix_where input, or mix_pairs rp with mix_where {where}")
+            raise ConfigError(f"config key 'mix_pairs' knn draws partners from outside the batch, whose hidden layers "
+                              f"are not computed; use knn with config key 'mix_where' input, or rp with {where}")
         if config.mix_op == "cutmix":
-            raise ConfigError(f"mix_op cutmix pastes image boxes and works on the input only; "
-                              f"use mix_where input, or mix_op interpolate with mix_where {where}")
+            raise ConfigError(f"config key 'mix_op' cutmix pastes image boxes and works on the input only; set "
+                              f"config key 'mix_where' to input, or config key 'mix_op' to interpolate")
     if config.mix_op == "cutmix" and len(spec.input_shape) != 3:
-        raise ConfigError(f"mix_op cutmix needs image inputs (C, H, W), but dataset '{spec.name}' has inputs of "
-                          f"shape {tuple(spec.input_shape)}; use mix_op interpolate")
+        raise ConfigError(f"config key 'mix_op' cutmix needs image inputs (C, H, W), but dataset '{spec.name}' has "
+                          f"inputs of shape {tuple(spec.input_shape)}; use interpolate")

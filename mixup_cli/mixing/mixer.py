@@ -19,6 +19,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
+from ..config.train import DEFAULT_ALPHA  # alpha by mix_where, re-exported by mixing
 from ..registry import Registry
 from .combine import COMBINES
 from .core import MixedBatch
@@ -27,8 +28,6 @@ from .pairing import PAIRINGS, Partners
 PLACEMENTS: Registry = Registry("mixing place")
 TARGETS: Registry = Registry("mixing target")
 
-# Verma et al. (2019) train Manifold Mixup on CIFAR with alpha = 2; input mixup's default is 1.
-DEFAULT_ALPHA = {"input": 1.0, "latent": 1.0, "manifold": 2.0}
 
 
 @PLACEMENTS.register("input")

@@ -5,21 +5,21 @@ import dataclasses
 import os
 from typing import Optional
 
-from ..config import option
 from ..errors import ConfigError
+from .options import option
 
 #: The iterations Figure 5 shows.
 PAPER_SNAPSHOTS = [10, 100, 1000, 10000, 20000]
 
 
 def _toy_names() -> list[str]:
-    from .toy2d import TOY_DATASETS
+    from ..gan.toy2d import TOY_DATASETS
 
     return TOY_DATASETS.names()
 
 
 def _lambda_names() -> list[str]:
-    from .losses import LAMBDA_SCHEMES
+    from ..gan.losses import LAMBDA_SCHEMES
 
     return LAMBDA_SCHEMES.names()
 
@@ -33,6 +33,11 @@ def default_threads() -> int:
 @dataclasses.dataclass
 class GanConfig:
     """A GAN experiment: one dataset, ERM and/or mixup, over a grid of seeds, z-dims and lrs."""
+
+    # Keys a resumed experiment may change; any other explicitly given difference is refused. The grid
+    # lists may grow (or shrink): a sub-run's directory is named by everything that varies between
+    # sub-runs, so finished ones stay valid and only the new cells are trained.
+    RESUMABLE = ("device", "threads", "out", "seeds", "z_dim", "lr", "compare")
 
     dataset: str = option("ring", "Toy dataset: ring (8 modes) or grid (25 modes).", choices=_toy_names,
                           choice_names=["ring", "grid"], panel="Common")
@@ -74,8 +79,8 @@ class GanConfig:
 
     def check(self) -> None:
         from ..devices import check_device_name
-        from .losses import LAMBDA_SCHEMES
-        from .toy2d import TOY_DATASETS
+        from ..gan.losses import LAMBDA_SCHEMES
+        from ..gan.toy2d import TOY_DATASETS
 
         TOY_DATASETS.get(self.dataset)
         LAMBDA_SCHEMES.get(self.lam_dist)
