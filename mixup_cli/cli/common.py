@@ -268,3 +268,25 @@ CONFIG_OPTION = typer.Option(None, "--config", "-c", metavar="FILE",
                              help="YAML file of config keys; flags override it.")
 JSON_OPTION = typer.Option(False, "--json", help="Print one JSON object on stdout (everything else goes to stderr).")
 DEBUG_OPTION = typer.Option(False, "--debug", help="Show the traceback of an unexpected error.")
+
+
+def run_dir_options(what: str, resume_help: str):
+    """The --resume and --force options of a command that writes a run (train) or an experiment."""
+    return (typer.Option(False, "--resume", help=resume_help),
+            typer.Option(False, "--force", help=f"Replace the {what} already in --out."))
+
+
+def refuse_resume_and_force(resume: bool, force: bool, what: str) -> None:
+    if resume and force:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"--resume continues the {what} in --out and --force replaces it; pass one of them")
+
+
+def echo_config(config) -> None:
+    """--print-config: the resolved config as YAML on stdout."""
+    import yaml
+
+    from ..config import to_dict
+
+    typer.echo(yaml.safe_dump(to_dict(config), sort_keys=False), nl=False)

@@ -6,10 +6,13 @@ from typing import Optional
 
 import typer
 
-from .common import (CONFIG_OPTION, DEBUG_OPTION, JSON_OPTION, console, explicit_keys, ProgressView, print_json,
-                     run_guarded, run_interruptible, with_config_options)
+from .common import (CONFIG_OPTION, DEBUG_OPTION, JSON_OPTION, console, echo_config, explicit_keys, ProgressView,
+                     print_json, refuse_resume_and_force, run_dir_options, run_guarded, run_interruptible,
+                     with_config_options)
 from ..config import CorruptLabelsConfig
 
+RESUME_OPTION, FORCE_OPTION = run_dir_options(
+    "experiment", "Continue the experiment in --out; finished runs are kept (and extended when --epochs is raised).")
 HELP = ("Table 2 (§3.4): train ERM, dropout, mixup and mixup + dropout on randomly corrupted labels, and "
         "report test error and training error on the kept and the corrupted examples. Paper defaults "
         "(CIFAR-10, PreAct ResNet-18, 200 epochs); on a CPU: --dataset digits --model small-cnn --epochs 100 "
@@ -48,9 +51,8 @@ def _save_labels(config: CorruptLabelsConfig, path: Path) -> dict:
 @with_config_options(CorruptLabelsConfig)
 def corrupt_labels(
     config_path: Optional[Path] = CONFIG_OPTION,
-    resume: bool = typer.Option(False, "--resume", help="Continue the experiment in --out; finished runs are kept "
-                                "(and extended when --epochs is raised)."),
-    force: bool = typer.Option(False, "--force", help="Replace an experiment already in --out."),
+    resume: bool = RESUME_OPTION,
+    force: bool = FORCE_OPTION,
     seeds: Optional[str] = typer.Option(None, "--seeds", help="Run the experiment once per seed, e.g. 0,1,2 (the "
                                         "training seed, and the corruption's unless --label-seed): one in "
                                         "--out/seed-N each, mean ± std in --out/summary.json."),
@@ -63,19 +65,14 @@ def corrupt_labels(
     overrides: dict = None,
 ) -> None:
     def body():
-        from ..config import to_dict
         from ..errors import ConfigError
 
-        if resume and force:
-            raise ConfigError("--resume continues the experiment in --out and --force replaces it; pass one of them")
+        refuse_resume_and_force(resume, force, "experiment")
         if seeds is not None:
             return _run_seeds(config_path, overrides, seeds, resume, force, json_output)
         config, explicit = _resolve(config_path, overrides, resume)
         if print_config:
-            import yaml
-
-            typer.echo(yaml.safe_dump(to_dict(config), sort_keys=False), nl=False)
-            return
+            return echo_config(config)
         if labels_only and save_labels is None:
             raise ConfigError("--labels-only needs --save-labels FILE, the file to write")
         saved = _save_labels(config, save_labels) if save_labels is not None else None

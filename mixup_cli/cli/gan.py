@@ -9,9 +9,13 @@ from typing import Optional
 import typer
 
 from ..config import GanConfig
-from .common import (CONFIG_OPTION, DEBUG_OPTION, JSON_OPTION, console, explicit_keys, ProgressView, print_json,
-                     run_guarded, run_interruptible, with_config_options)
+from .common import (CONFIG_OPTION, DEBUG_OPTION, JSON_OPTION, console, echo_config, explicit_keys, ProgressView,
+                     print_json, refuse_resume_and_force, run_dir_options, run_guarded, run_interruptible,
+                     with_config_options)
 
+RESUME_OPTION, FORCE_OPTION = run_dir_options(
+    "experiment", "Continue the experiment in --out: finished sub-runs are kept, an unfinished one continues "
+    "from its checkpoint.")
 HELP = ("Train a standard GAN and a mixup GAN (alpha 0.2) on toy 2-D data (ring: 8 modes, grid: 25 modes) as in "
         "§3.7 / Figure 5; writes the figure, the samples of every snapshot as CSV, and scores modes covered. "
         "Lists for --seeds, --z-dim and --lr run a grid and report the mean and spread.")
@@ -28,14 +32,14 @@ def _resolve(config_path: Optional[Path], overrides: dict, resume: bool) -> GanC
 @with_config_options(GanConfig)
 def gan(
     config_path: Optional[Path] = CONFIG_OPTION,
-    resume: bool = typer.Option(False, "--resume", help="Continue the experiment in --out: finished sub-runs are "
-                                                        "kept, an unfinished one continues from its checkpoint."),
-    force: bool = typer.Option(False, "--force", help="Replace the results already in --out."),
+    resume: bool = RESUME_OPTION,
+    force: bool = FORCE_OPTION,
     json_output: bool = JSON_OPTION,
     debug: bool = DEBUG_OPTION,
     overrides: dict = None,
 ) -> None:
     def body():
+        refuse_resume_and_force(resume, force, "experiment")
         config = _resolve(config_path, overrides, resume)
         from ..gan.training import prepare_out_dir, run_experiment  # torch: after the config's cheap checks
 

@@ -7,10 +7,12 @@ from typing import Optional
 
 import typer
 
-from ..config import TrainConfig, resolve_config, to_dict
-from .common import (CONFIG_OPTION, DEBUG_OPTION, JSON_OPTION, console, explicit_keys, ProgressView, print_json,
-                     run_guarded, run_interruptible, with_config_options)
+from ..config import TrainConfig, resolve_config
+from .common import (CONFIG_OPTION, DEBUG_OPTION, JSON_OPTION, console, echo_config, explicit_keys, ProgressView,
+                     print_json, refuse_resume_and_force, run_dir_options, run_guarded, run_interruptible,
+                     with_config_options)
 
+RESUME_OPTION, FORCE_OPTION = run_dir_options("run", "Continue the run in --out from its last.pt.")
 HELP = ("Train a model with mixup (alpha > 0) or ERM (alpha = 0). With no flags: mixup (alpha=1) on the "
         "embedded handwritten digits with a small CNN, on the CPU in seconds.")
 
@@ -29,8 +31,8 @@ def _resolve(config_path: Optional[Path], overrides: dict, resume: bool) -> tupl
 def train(
     config_path: Optional[Path] = CONFIG_OPTION,
     print_config: bool = typer.Option(False, "--print-config", help="Print the resolved config as YAML and exit."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last.pt."),
-    force: bool = typer.Option(False, "--force", help="Replace a run already in --out."),
+    resume: bool = RESUME_OPTION,
+    force: bool = FORCE_OPTION,
     seeds: Optional[str] = typer.Option(None, "--seeds", help="Train once per seed, e.g. 0,1,2: one run in "
                                         "--out/seed-N each, and their mean ± std in --out/summary.json. With "
                                         "--resume, finished seeds are kept and stopped ones continued."),
@@ -39,18 +41,12 @@ def train(
     overrides: dict = None,
 ) -> None:
     def body():
-        if resume and force:
-            from ..errors import ConfigError
-
-            raise ConfigError("--resume continues the run in --out and --force replaces it; pass one of them")
+        refuse_resume_and_force(resume, force, "run")
         if seeds is not None:
             return _train_seeds(config_path, overrides, seeds, resume, force, json_output)
         config, _ = _resolve(config_path, overrides, resume)
         if print_config:
-            import yaml
-
-            typer.echo(yaml.safe_dump(to_dict(config), sort_keys=False), nl=False)
-            return
+            return echo_config(config)
         summary = _train_one(config, resume, force)
         if summary is None:
             return  # only rank 0 reports

@@ -8,33 +8,11 @@ Registered names: wrn16-4, wrn16-8, wrn22-10, wrn28-10, wrn28-12, wrn40-4; any o
 """
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from . import register_model
 from .base import StagedNet
-
-
-class WideBlock(nn.Module):
-    """BN-ReLU-conv3x3-BN-ReLU-[dropout]-conv3x3 plus the identity or a 1x1 projection.
-
-    `dropout` sits between the two convolutions, where Zagoruyko & Komodakis put it.
-    """
-
-    def __init__(self, cin: int, cout: int, stride: int, dropout: float):
-        super().__init__()
-        self.bn1 = nn.BatchNorm2d(cin)
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        self.conv2 = nn.Conv2d(cout, cout, 3, stride=1, padding=1, bias=False)
-        self.shortcut = nn.Conv2d(cin, cout, 1, stride=stride, bias=False) if (stride != 1 or cin != cout) else None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.relu(self.bn1(x))
-        shortcut = self.shortcut(out) if self.shortcut is not None else x
-        out = self.conv2(self.dropout(torch.relu(self.bn2(self.conv1(out)))))
-        return out + shortcut
+from .preact_resnet import PreActBlock  # the same pre-activation block, dropout between the convolutions
 
 
 def wide_resnet(num_classes: int, input_shape: tuple[int, ...], depth: int, width: int,
@@ -46,7 +24,7 @@ def wide_resnet(num_classes: int, input_shape: tuple[int, ...], depth: int, widt
     stem = nn.Conv2d(input_shape[0], 16, 3, stride=1, padding=1, bias=False)
     stages, cin = [], 16
     for index, cout in enumerate(widths):
-        blocks = [WideBlock(cin if b == 0 else cout, cout, (1 if index == 0 else 2) if b == 0 else 1, dropout)
+        blocks = [PreActBlock(cin if b == 0 else cout, cout, (1 if index == 0 else 2) if b == 0 else 1, dropout)
                   for b in range(n)]
         cin = cout
         stages.append(nn.Sequential(stem, *blocks) if index == 0 else nn.Sequential(*blocks))
