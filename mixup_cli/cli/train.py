@@ -148,7 +148,7 @@ class TrainProgress(ProgressView):
         processes = f" x {info['world_size']} processes" if info["world_size"] > 1 else ""
         console.print(f"batch {self.config.batch_size}{processes}, peak lr {info['peak_lr']:.4g}, "
                       f"{info['precision']}, channels_last {'on' if info['channels_last'] else 'off'}, "
-                      f"compile {info['compile']}, {info['threads']} CPU threads")
+                      f"compile {info['compile']}, {info['threads']} CPU thread{'' if info['threads'] == 1 else 's'}")
         self.epochs = self.progress.add_task("epochs", total=self.config.epochs, completed=info["start_epoch"], info="")
         self.batches = self.progress.add_task("batches", total=info["steps_per_epoch"], completed=info["start_step"], info="")
 
@@ -194,5 +194,5 @@ def render_summary(summary: dict) -> None:
         table.add_row(key, "-" if value is None else str(value))
     console.print(table)
     console.print(f"{summary['parameters']:,} parameters, {summary['device']}, {summary['precision']}, "
-                  f"{summary['threads']} thread(s); run in {summary['run_dir']} (config.yaml, metrics.jsonl, "
+                  f"{summary['threads']} CPU thread{'' if summary['threads'] == 1 else 's'}; run in {summary['run_dir']} (config.yaml, metrics.jsonl, "
                   f"last.pt, best.pt, summary.json)")
