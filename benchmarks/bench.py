@@ -1,4 +1,4 @@
-"""Speed and memory of mixup-cli, measured (issues 8 and 17). Run by hand, never as a timed test.
+"""Speed and memory of mixup-cli, measured. Run by hand, never as a timed test.
 
     ./run python benchmarks/bench.py                                  # digits, small-cnn, CPU
     ./run python benchmarks/bench.py --dataset cifar10 --data-dir data --model preact-resnet18 --device cuda

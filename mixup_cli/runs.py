@@ -68,7 +68,7 @@ def resolve_out(kind: RunKind, path, config) -> Path:
 
 
 def run_path(path, config) -> Path:
-    """A training run's directory: --out, else runs/<dataset>-<model>-<method>-<time>."""
+    """A training run's directory: --out, else runs/<dataset>-<model>-<method>[-a<alpha>]-<date>-<time>."""
     return resolve_out(TRAIN_RUN, path, config)
 
 

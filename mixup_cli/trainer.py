@@ -109,7 +109,7 @@ def train(config: TrainConfig, run_dir: Optional[Path] = None, resume: bool = Fa
           log_every: int = 10) -> dict:
     """Train as `config` says and return the summary (also written to <run_dir>/summary.json).
 
-    `run_dir` defaults to config.out, else runs/<dataset>-<model>-<method>-<time>. A new run refuses a
+    `run_dir` defaults to config.out, else runs/<dataset>-<model>-<method>[-a<alpha>]-<date>-<time>. A new run refuses a
     directory that holds a run unless `force` (which replaces it); `resume` continues the run in
     `run_dir` from its last.pt. A run refused at start-up leaves no folder behind that it created.
     """

@@ -135,7 +135,7 @@ class TrainConfig:
                                     "(ImageNet); default on CUDA 8 per process (at most its share of the cores), 0 on the CPU.",
                                     min=0, panel="Speed", shown_default="auto")
     out: Optional[str] = option(None, "Run directory.", panel="Common", path="dir",
-                                shown_default="runs/<dataset>-<model>-<method>-<time>")
+                                shown_default="runs/<dataset>-<model>-<method>[-a<alpha>]-<date>-<time>")
     labels: Optional[str] = option(None, "Train on the labels of this file (`mixup corrupt-labels --save-labels`, "
                                          "§3.4) instead of the dataset's own.", panel="Data", path="file",
                                    must_exist="write one with mixup corrupt-labels --save-labels")
