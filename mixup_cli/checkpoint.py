@@ -8,6 +8,8 @@ resolved config and the training position, so `load_model(path)` needs nothing e
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import numbers
 import os
 import tempfile
 import time
@@ -21,6 +23,36 @@ from .errors import ConfigError, RunError
 
 FORMAT = "mixup-cli-checkpoint"
 VERSION = 1
+CHECKSUM = "checksum"  # "sha256:<hex>" of everything else in the payload; absent in older checkpoints
+MAX_PARAMETERS = 1_000_000_000  # a checkpoint asking for a bigger model is refused before anything is allocated
+MAX_OPTION = 100_000  # the largest integer a model option may have (width, depth, growth, ...)
+
+
+def _feed(hasher, value) -> None:
+    """Feed a payload value into `hasher`, tagged by type so that different structures never collide."""
+    if isinstance(value, torch.Tensor):
+        flat = value.detach().to("cpu").contiguous().reshape(-1)
+        hasher.update(f"T{flat.dtype}{tuple(value.shape)}:".encode())
+        hasher.update(flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b"")
+    elif isinstance(value, Mapping):
+        hasher.update(f"D{len(value)}:".encode())
+        for key, item in value.items():
+            _feed(hasher, key)
+            _feed(hasher, item)
+    elif isinstance(value, (list, tuple)):
+        hasher.update(f"{'L' if isinstance(value, list) else 'U'}{len(value)}:".encode())
+        for item in value:
+            _feed(hasher, item)
+    else:  # None, bool, int, float, str, bytes: their repr is exact (floats round-trip)
+        text = repr(value).encode()
+        hasher.update(f"{type(value).__name__}{len(text)}:".encode() + text)
+
+
+def payload_checksum(payload: Mapping) -> str:
+    """SHA-256 of every tensor's bytes and every plain value in `payload` except its checksum."""
+    hasher = hashlib.sha256()
+    _feed(hasher, {k: v for k, v in payload.items() if k != CHECKSUM})
+    return f"sha256:{hasher.hexdigest()}"
 
 
 def save_atomic(payload: dict, path: Union[str, Path], what: str, hint: str = "") -> Path:
@@ -43,8 +75,10 @@ def save_atomic(payload: dict, path: Union[str, Path], what: str, hint: str = ""
 
 
 def save_checkpoint(payload: dict, path: Union[str, Path]) -> None:
-    save_atomic({"format": FORMAT, "version": VERSION, **payload}, path, "checkpoint",
-                "; the previous checkpoint is kept. Free disk space or choose another --out")
+    """Save `payload` with the format tag and a checksum of its contents, which every load verifies."""
+    full = {"format": FORMAT, "version": VERSION, **{k: v for k, v in payload.items() if k not in (CHECKSUM, "path")}}
+    full[CHECKSUM] = payload_checksum(full)
+    save_atomic(full, path, "checkpoint", "; the previous checkpoint is kept. Free disk space or choose another --out")
 
 
 def link_checkpoint(source: Union[str, Path], path: Union[str, Path], payload: dict) -> None:
@@ -116,11 +150,85 @@ def load_checkpoint(path: Union[str, Path], map_location: Any = "cpu") -> dict:
                           f"pass an intact .pt file written by mixup train") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ConfigError(f"'{path}' is not a mixup checkpoint; pass a .pt file written by mixup train")
-    if payload.get("version", 0) > VERSION:
-        raise ConfigError(f"checkpoint '{path}' has format version {payload['version']}, newer than this "
-                          f"mixup's {VERSION}; upgrade mixup-cli")
+    version = payload.get("version", 0)
+    if not isinstance(version, int) or version > VERSION:
+        raise ConfigError(f"checkpoint '{path}' has format version {version!r}, not one this mixup reads (up to "
+                          f"{VERSION}); upgrade mixup-cli")
+    _verify_checksum(payload, path)
+    _check_layout(payload, path)
     payload["path"] = str(path)
     return payload
+
+
+def _verify_checksum(payload: dict, path: Path) -> None:
+    stored = payload.get(CHECKSUM)
+    if stored is None:
+        return  # written before checkpoints carried one
+    if stored != payload_checksum(payload):
+        raise ConfigError(f"checkpoint '{path}' is corrupted: its contents do not match the checksum stored in it "
+                          f"(changed on disk or in a copy); restore it from a backup or pass another checkpoint")
+
+
+# What each kind of checkpoint must hold: a training run's (mixup train) and a GAN sub-run's (mixup gan).
+TRAINING_LAYOUT = {"model": Mapping, "dataset": Mapping, "config": Mapping, "state_dict": Mapping,
+                   "optimizer": Mapping, "state": Mapping, "epoch": int}
+GAN_LAYOUT = {"config": Mapping, "subrun": Mapping, "iteration": int, "generator": Mapping, "discriminator": Mapping}
+MODEL_LAYOUT = {"name": str, "num_classes": int, "input_shape": (list, tuple), "options": Mapping,
+                "mean": (list, tuple), "std": (list, tuple)}
+
+
+def _malformed(path, what: str) -> ConfigError:
+    return ConfigError(f"checkpoint '{path}' is not a complete mixup checkpoint ({what}); pass a .pt file written "
+                       f"by mixup train or mixup gan")
+
+
+def _require(record: Mapping, layout: dict, path, where: str = "") -> None:
+    for key, kind in layout.items():
+        if key not in record:
+            raise _malformed(path, f"no '{where}{key}'")
+        value = record[key]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise _malformed(path, f"'{where}{key}' is a {type(value).__name__}")
+
+
+def _check_layout(payload: dict, path) -> None:
+    """Refuse a crafted or foreign dict with one line, before anything indexes into it."""
+    if "generator" in payload:
+        return _require(payload, GAN_LAYOUT, path)
+    _require(payload, TRAINING_LAYOUT, path)
+    _require(payload["model"], MODEL_LAYOUT, path, "model.")
+    _require(payload["dataset"], {"name": str}, path, "dataset.")
+    _require(payload["state"], {"epoch": int}, path, "state.")
+    check_model_spec(payload["model"], path)
+
+
+def check_model_spec(spec: Mapping, path) -> None:
+    """The model a checkpoint asks for, within bounds: plain option values, sane sizes (no allocation yet)."""
+    def whole(value, low, high):
+        return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+    shape = spec["input_shape"]
+    if not whole(spec["num_classes"], 1, 1_000_000) or not 1 <= len(shape) <= 4 or \
+            not all(whole(d, 1, MAX_OPTION) for d in shape):
+        raise _malformed(path, f"model.num_classes {spec['num_classes']!r} or model.input_shape out of bounds")
+    for key, value in spec["options"].items():
+        plain = value is None or isinstance(value, (bool, str, float)) or whole(value, -MAX_OPTION, MAX_OPTION)
+        if not isinstance(key, str) or not plain:
+            raise _malformed(path, f"model option {key!r} = {str(value)[:40]} is out of bounds")
+    if not all(isinstance(v, numbers.Real) for v in [*spec["mean"], *spec["std"]]):
+        raise _malformed(path, "model.mean or model.std holds a non-number")
+
+
+def _check_size(spec: Mapping, path) -> None:
+    """Build the model on the meta device (no memory) and refuse more than MAX_PARAMETERS parameters."""
+    from .models import build_model, count_parameters
+
+    with torch.device("meta"):
+        parameters = count_parameters(build_model(spec["name"], spec["num_classes"], tuple(spec["input_shape"]),
+                                                  **spec["options"]))
+    if parameters > MAX_PARAMETERS:
+        raise ConfigError(f"checkpoint '{path}' asks for a model of {parameters:,} parameters, over the limit of "
+                          f"{MAX_PARAMETERS:,}; it is not a checkpoint mixup train writes")
 
 
 def model_from_checkpoint(payload: dict) -> torch.nn.Module:
@@ -128,8 +236,14 @@ def model_from_checkpoint(payload: dict) -> torch.nn.Module:
     from .models import Normalized, build_model
 
     spec = payload["model"]
-    net = build_model(spec["name"], spec["num_classes"], tuple(spec["input_shape"]), **spec["options"])
-    model = Normalized(net, spec["mean"], spec["std"], len(spec["input_shape"]))
+    try:
+        _check_size(spec, payload.get("path"))
+        net = build_model(spec["name"], spec["num_classes"], tuple(spec["input_shape"]), **spec["options"])
+        model = Normalized(net, spec["mean"], spec["std"], len(spec["input_shape"]))
+    except ConfigError:
+        raise
+    except (TypeError, ValueError, RuntimeError) as exc:  # options of the wrong kind for the model, say
+        raise _malformed(payload.get("path"), f"its model cannot be built: {str(exc).splitlines()[0][:120]}") from None
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:

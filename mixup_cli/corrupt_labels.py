@@ -111,14 +111,20 @@ def fraction_dir(root: Path, fraction: float) -> Path:
     return root / f"fraction-{fraction:g}"
 
 
-def prepare_experiment(config: CorruptLabelsConfig, resume: bool, explicit: set[str], force: bool = False) -> Path:
+def prepare_experiment(config: CorruptLabelsConfig, resume: bool, explicit: set[str], force: bool = False,
+                       lock: Optional[runs.DirLock] = None) -> Path:
     """Create the experiment directory, or check that a resumed one was started with these settings.
-    `force` replaces an experiment already there (its own files only)."""
+    `force` replaces an experiment already there (its own files only). `lock` (a DirLock) is taken on
+    the directory before anything is written or deleted in it."""
+    if lock is None:  # held while preparing only; experiment() holds one for the whole experiment
+        with runs.DirLock() as own:
+            return prepare_experiment(config, resume, explicit, force, own)
     root = experiment_dir(config)
     if resume:
         _check_resumed(root, config, explicit)
+        lock.take(root)
     else:
-        _create(root, config, force)
+        _create(root, config, force, lock)
     import yaml
 
     runs.write_text_atomic(root / EXPERIMENT, yaml.safe_dump({**to_dict(config), "out": str(root)}, sort_keys=False))
@@ -135,18 +141,19 @@ def _check_resumed(root: Path, config: CorruptLabelsConfig, explicit: set[str]) 
                           f"out), or start a new experiment with --force")
 
 
-def _create(root: Path, config: CorruptLabelsConfig, force: bool) -> None:
+def _create(root: Path, config: CorruptLabelsConfig, force: bool, lock: runs.DirLock) -> None:
     """Everything is checked before the first write; `force` deletes the old experiment only then."""
     runs.check_out(runs.CORRUPT_LABELS_EXPERIMENT, root, resume=False, force=force)
     from .data.labels import training_labels
 
     original = training_labels(config.dataset, config.data_dir)  # a dataset without labels fails here, before any write
-    if force and root.is_dir():
-        clear_experiment(root)
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot create output directory '{root}' ({exc.strerror}); choose another --out") from None
+    lock.take(root)
+    if force:
+        clear_experiment(root)
     for fraction in config.fraction:
         experiment_labels(config, fraction, root, original)
 
@@ -177,8 +184,8 @@ def experiment(config: CorruptLabelsConfig, resume: bool, explicit: set[str], fo
     block fails before any sub-run saved a checkpoint (a refused start), its files go again, and the
     folders this call created with them: nothing is left to resume, so nothing is left behind."""
     root = experiment_dir(config)
-    with runs.removing_new_empty_dirs(root):
-        root = prepare_experiment(dataclasses.replace(config, out=str(root)), resume, explicit, force)
+    with runs.removing_new_empty_dirs(root), runs.DirLock() as lock:
+        root = prepare_experiment(dataclasses.replace(config, out=str(root)), resume, explicit, force, lock)
         try:
             yield root
         except BaseException:

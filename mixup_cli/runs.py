@@ -16,11 +16,17 @@ A training run:
     <run>/last.pt         the latest checkpoint (also written on interruption)
     <run>/best.pt         the checkpoint of the best test error so far
     <run>/summary.json    the final summary
+    <run>/.mixup.lock     while a process writes the directory: its PID, under an exclusive flock
+
+One writer per directory: DirLock takes an exclusive advisory lock (fcntl.flock) on <dir>/.mixup.lock
+before anything is written, and check_out refuses a directory another process holds, naming its PID.
+The kernel drops the lock when the holder dies, SIGKILL included, so a lock is never stuck.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import json
 import os
 import time
@@ -31,6 +37,7 @@ from .errors import ConfigError
 
 CONFIG, METRICS, LAST, BEST, SUMMARY = "config.yaml", "metrics.jsonl", "last.pt", "best.pt", "summary.json"
 EXPERIMENT = "experiment.yaml"  # a corrupt-labels experiment's config
+LOCK = ".mixup.lock"  # held (flock) by the process writing the directory; holds its PID
 
 
 def _dataset_part(config) -> str:
@@ -63,8 +70,11 @@ CORRUPT_LABELS_EXPERIMENT = RunKind("experiment", "files", (EXPERIMENT,), EXPERI
 
 
 def resolve_out(kind: RunKind, path, config) -> Path:
-    """The directory: `path` (--out) when given, else runs/<the kind's default name>."""
-    return Path(path) if path else Path("runs") / kind.default_name(config)
+    """The directory: `path` (--out) when given, else runs/<the kind's default name> ($MIXUP_RUNS_DIR
+    instead of runs/ when set)."""
+    from .env import runs_root
+
+    return Path(path) if path else runs_root() / kind.default_name(config)
 
 
 def run_path(path, config) -> Path:
@@ -77,7 +87,7 @@ def holds(kind: RunKind, directory: Path) -> bool:
     if not directory.is_dir():
         return False
     if kind.own is None:
-        return any(directory.iterdir())
+        return any(p.name != LOCK for p in directory.iterdir())
     return any((directory / name).exists() for name in kind.own)
 
 
@@ -88,6 +98,7 @@ def holds_run(run_dir: Path) -> bool:
 def check_out(kind: RunKind, directory: Path, resume: bool, force: bool) -> None:
     """Refuse what cannot be run in `directory`, touching nothing (so a refusal costs no files)."""
     directory = Path(directory)
+    refuse_live_writer(directory)  # before anything else: --force must never replace a live run
     if resume:
         for name in kind.needs:
             if not (directory / name).is_file():
@@ -139,12 +150,123 @@ def resolve_for(kind: RunKind, resolve: Callable, yaml_path, overrides: dict, ex
     return given
 
 
-def prepare_run_dir(path, config, resume: bool, force: bool) -> Path:
+def prepare_run_dir(path, config, resume: bool, force: bool, lock: Optional["DirLock"] = None) -> Path:
     """Check and create (or, for --resume, find) the run directory; never silently reuse one that
-    holds a run. A run replaced by `force` is deleted later, by `clear_run`, once the new run can start."""
+    holds a run. A run replaced by `force` is deleted later, by `clear_run`, once the new run can start.
+    `lock` (a DirLock) is taken on the directory before anything is written in it."""
     run_dir = run_path(path, config)
     check_run_dir(run_dir, resume, force)
-    return run_dir if resume else ensure_writable_dir(run_dir)
+    if not resume:
+        ensure_writable_dir(run_dir)
+    if lock is not None:
+        lock.take(run_dir)
+    return run_dir
+
+
+_HELD: dict = {}  # resolved directory -> the DirLock of this process holding it
+
+
+def _in_use(directory: Path, holder: str) -> ConfigError:
+    return ConfigError(f"'{directory}' is in use by another mixup process ({holder}) writing to it; wait for it "
+                       f"to finish or stop it, or choose another --out")
+
+
+def _holder(fd: int) -> str:
+    """'PID n' from a lock file's text, as its holder wrote it."""
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    except OSError:
+        text = ""
+    return f"PID {text}" if text.isdigit() else "PID unknown"
+
+
+def refuse_live_writer(directory: Path) -> None:
+    """Refuse `directory` when another process holds its lock (naming its PID); touches nothing."""
+    directory = Path(directory)
+    if directory.resolve() in _HELD:
+        return  # this process's own lock
+    try:
+        fd = os.open(directory / LOCK, os.O_RDONLY)
+    except OSError:
+        return  # no lock file: nobody writes there (or it cannot be read, and the later checks say so)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # a live writer's exclusive lock refuses this
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    except BlockingIOError:
+        raise _in_use(directory, _holder(fd)) from None
+    finally:
+        os.close(fd)
+
+
+class DirLock:
+    """An exclusive advisory lock on one directory for as long as the `with` block runs (the process,
+    for a command): `take(directory)` after the directory exists and before anything is written in it.
+    A second process is refused with a ConfigError naming this one's PID. On release the lock file is
+    removed; a holder killed with SIGKILL leaves the file but not the lock (the kernel drops it)."""
+
+    RETRIES = 8  # a refuse_live_writer probe holds a shared lock for microseconds: try again briefly
+
+    def __init__(self):
+        self.fd: Optional[int] = None
+        self.directory: Optional[Path] = None
+
+    def take(self, directory: Path) -> None:
+        directory = Path(directory)
+        if self.fd is not None:
+            if directory.resolve() != self.directory.resolve():
+                raise ValueError(f"DirLock holds '{self.directory}' already, not '{directory}'")
+            return
+        for attempt in range(self.RETRIES):
+            fd = self._open(directory)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _holder(fd)
+                os.close(fd)
+                if attempt == self.RETRIES - 1:
+                    raise _in_use(directory, holder) from None
+                time.sleep(0.05)
+                continue
+            if _same_file(fd, directory / LOCK):  # not a file its last holder removed while we opened it
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+                self.fd, self.directory = fd, directory
+                _HELD[directory.resolve()] = self
+                return
+            os.close(fd)
+        raise _in_use(directory, "PID unknown")
+
+    @staticmethod
+    def _open(directory: Path) -> int:
+        try:
+            return os.open(directory / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise ConfigError(f"output directory '{directory}' is not writable ({exc.strerror}); make it writable "
+                              f"or choose another --out") from None
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        _HELD.pop(self.directory.resolve(), None)
+        with contextlib.suppress(OSError):
+            if _same_file(self.fd, self.directory / LOCK):
+                (self.directory / LOCK).unlink()  # while still held: no one can lock the old file after us
+        os.close(self.fd)
+        self.fd = None
+
+    def __enter__(self) -> "DirLock":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        here, there = os.fstat(fd), os.stat(path)
+    except OSError:
+        return False
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
 
 
 def clear_run(run_dir: Path) -> None:

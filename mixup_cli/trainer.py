@@ -120,8 +120,9 @@ def train(config: TrainConfig, run_dir: Optional[Path] = None, resume: bool = Fa
     device = rank_device(resolve_device(config.device), dist)
     wanted = run_dir if run_dir is not None else config.out
     path = dist.on_main(lambda: runs.run_path(wanted, config))  # one name for every rank: the default holds the time
-    with runs.removing_new_empty_dirs(path) if dist.is_main else contextlib.nullcontext():
-        dist.on_main(lambda: runs.prepare_run_dir(path, config, resume, force))
+    # One writer per run directory: rank 0 locks it before writing anything, for the whole run.
+    with runs.removing_new_empty_dirs(path) if dist.is_main else contextlib.nullcontext(), runs.DirLock() as lock:
+        dist.on_main(lambda: runs.prepare_run_dir(path, config, resume, force, lock))
         recipe = _Recipe(config, path, dist, device, callbacks, should_stop, log_every, wall_start)
         recipe.setup(resume)
         return recipe.run()
@@ -216,9 +217,14 @@ class _Recipe:
             return
         payload = load_checkpoint(self.run_dir / runs.LAST, map_location=self.device)
         check_resume_epochs(payload["config"], payload["state"]["epoch"], self.config.epochs, self.run_dir)
-        self.model.load_state_dict(payload["state_dict"])
-        self.optimizer.load_state_dict(payload["optimizer"])
-        self.state = TrainState(**payload["state"])
+        try:
+            self.model.load_state_dict(payload["state_dict"])
+            self.optimizer.load_state_dict(payload["optimizer"])
+            self.state = TrainState(**payload["state"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # a crafted or foreign last.pt
+            raise ConfigError(f"checkpoint '{payload['path']}' does not fit this run ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0][:120] if str(exc) else ''}); restore it or start "
+                              f"again with --force") from None
         if self.dist.is_main:  # metrics.jsonl may run ahead of last.pt (written on a cadence): cut it back
             runs.rewrite_metrics(self.run_dir, _with_logged_timings(self.state.history, self.run_dir))
 
@@ -282,7 +288,8 @@ class _Recipe:
     def _train_epoch(self, epoch: int) -> dict:
         """One epoch of steps, from state.step (non-zero after an interruption); its training figures."""
         config, state = self.config, self.state
-        alpha = 0.0 if epoch < config.erm_warmup_epochs else config.alpha
+        off = getattr(config, "mixup_off_epoch", None)  # timm's: epochs (0-based) from it on are ERM
+        alpha = 0.0 if epoch < config.erm_warmup_epochs or (off is not None and epoch >= off) else config.alpha
         loss_sum = torch.tensor(state.loss_sum, device=self.device)  # summed on the device: no sync per step
         skipped, samples = state.skipped, 0
         started = time.perf_counter()

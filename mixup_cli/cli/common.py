@@ -203,6 +203,9 @@ def _option_help(cls: type, f: dataclasses.Field) -> str:
     listed = choices if isinstance(choices, list) else f.metadata.get("choice_names")
     if listed:
         text += f" Choices: {', '.join(map(str, listed))}."
+    env = f.metadata.get("env") or f.metadata.get("env_root")
+    if env:
+        text += f" [env var: {env}]"
     return text
 
 

@@ -6,6 +6,7 @@ from typing import List, Optional
 
 import typer
 
+from ..env import DATA_DIR_ENV
 from .common import DEBUG_OPTION, JSON_OPTION, console, print_json, run_guarded
 from .eval_analysis import with_analysis_options
 
@@ -27,7 +28,7 @@ HEADERS = {"top-1 err %": "top-1\nerr %", "top-5 err %": "top-5\nerr %", "best %
 def eval_checkpoints(
     ckpt: List[Path] = typer.Option(..., "--ckpt", help="Checkpoint file or run directory (repeat for several)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
-    data_dir: Optional[str] = typer.Option(None, "--data-dir", metavar="DIR",
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", metavar="DIR", envvar=DATA_DIR_ENV, show_envvar=True,
                                            help="Dataset folder, if not the one the run used."),
     batch_size: int = typer.Option(512, "--batch-size", min=1, help="Evaluation batch size."),
     split: str = typer.Option("test", "--split", help="test, or validation where the dataset has one "

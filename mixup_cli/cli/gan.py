@@ -42,12 +42,14 @@ def gan(
         refuse_resume_and_force(resume, force, "experiment")
         config = _resolve(config_path, overrides, resume)
         from ..gan.training import prepare_out_dir, run_experiment  # torch: after the config's cheap checks
+        from ..runs import DirLock
 
-        out = prepare_out_dir(config.out, config, resume, force)
-        progress = GanProgress(config)
-        summary = run_interruptible(
-            lambda stop: run_experiment(config, out, resume=resume, callbacks=progress, should_stop=stop),
-            progress, f"mixup gan --resume --out {out}")
+        with DirLock() as lock:  # one writer per output directory, until the experiment ends
+            out = prepare_out_dir(config.out, config, resume, force, lock)
+            progress = GanProgress(config)
+            summary = run_interruptible(
+                lambda stop: run_experiment(config, out, resume=resume, callbacks=progress, should_stop=stop),
+                progress, f"mixup gan --resume --out {out}")
         render_summary(summary)
         if json_output:
             print_json(summary)

@@ -157,6 +157,9 @@ def _help(param, ctx):
     from rich.text import Text
 
     text = Text(" ".join((getattr(param, "help", None) or "").split()))
+    envvar = getattr(param, "envvar", None)
+    if envvar and getattr(param, "show_envvar", False):
+        text.append(f" [env var: {envvar}]")
     default = _default(param)
     if default is not None:
         text.append(f" [default: {default}]", style=STYLES["extra"])

@@ -6,6 +6,7 @@ from typing import List, Optional
 
 import typer
 
+from ..env import DATA_DIR_ENV
 from .common import DEBUG_OPTION, JSON_OPTION, console, print_json, run_guarded
 
 HELP = ("Reproduce a table or figure of the paper (table1, table3, figure2, ...) over several seeds, resumably, "
@@ -18,11 +19,13 @@ def reproduce(
     scale: str = typer.Option("quick", "--scale", help="quick (a CPU, minutes to an hour each) or paper (the paper's "
                               "datasets, models and epochs; a GPU)."),
     seeds: str = typer.Option("0,1,2", "--seeds", help="Seeds; every run is repeated once per seed."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Folder of the runs and reports; default runs/reproduce-<scale>. "
-                                       "Running the same command again continues where it stopped."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder of the runs and reports; default runs/reproduce-<scale> "
+                                       "($MIXUP_RUNS_DIR instead of runs/ when set). Running the same command again "
+                                       "continues where it stopped. [env var: MIXUP_RUNS_DIR]"),
     parallel: int = typer.Option(2, "--parallel", min=1, help="Runs side by side, one CPU thread each."),
     dry_run: bool = typer.Option(False, "--dry-run", help="List the runs and their estimated time; run nothing."),
-    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Folder of the datasets' files, where needed."),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Folder of the datasets' files, where needed.",
+                                           envvar=DATA_DIR_ENV, show_envvar=True),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
     epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Train every run this many epochs instead "
                                          "of the recipe's (a short check of the whole pipeline)."),
@@ -31,10 +34,11 @@ def reproduce(
 ) -> None:
     def body():
         from .. import reproduce as library
+        from ..env import runs_root
         from ..seeds import parse_seeds
 
         names = list(library.PAPER_ORDER) if tables == ["all"] else tables
-        plan = library.make_plan(names, scale, parse_seeds(seeds), out or Path("runs") / f"reproduce-{scale}", data_dir, device, epochs)
+        plan = library.make_plan(names, scale, parse_seeds(seeds), out or runs_root() / f"reproduce-{scale}", data_dir, device, epochs)
         _print_plan(plan, parallel)
         if dry_run:
             return

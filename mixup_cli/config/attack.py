@@ -5,6 +5,7 @@ import dataclasses
 from typing import Optional
 
 from ..errors import ConfigError
+from ..env import DATA_DIR_ENV
 from .options import option
 
 
@@ -31,7 +32,7 @@ class AttackConfig:
     batch_size: int = option(256, "Examples per batch.", min=1)
     device: str = option("auto", "auto | cpu | cuda | cuda:N (auto = CUDA when present).")
     dataset: Optional[str] = option(None, "Dataset to attack on; default: the checkpoints' own.")
-    data_dir: Optional[str] = option(None, "Dataset folder, if not the one the run used.")
+    data_dir: Optional[str] = option(None, "Dataset folder, if not the one the run used.", env=DATA_DIR_ENV)
 
     def fill_defaults(self) -> None:
         # Repeats would only double the work and the rows.

@@ -10,6 +10,7 @@ import dataclasses
 from typing import Optional
 
 from ..errors import ConfigError
+from ..env import RUNS_DIR_ENV
 from .options import check_keys, load_yaml, option, resolve_config, same_option
 from .train import TrainConfig
 
@@ -96,7 +97,8 @@ class CorruptLabelsConfig:
     device: str = _recipe("device")
     bf16: Optional[bool] = same_option(TrainConfig, "bf16")
     workers: Optional[int] = same_option(TrainConfig, "workers")
-    out: Optional[str] = option(None, "Experiment directory; default runs/corrupt-labels-<dataset>-<time>.")
+    out: Optional[str] = option(None, "Experiment directory; default runs/corrupt-labels-<dataset>-<time> "
+                                      "(under $MIXUP_RUNS_DIR instead of runs/ when set).", env_root=RUNS_DIR_ENV)
 
     def check(self) -> None:
         from ..corrupt_labels import METHODS

@@ -6,6 +6,7 @@ import os
 from typing import Optional
 
 from ..errors import ConfigError
+from ..env import RUNS_DIR_ENV
 from .options import option
 
 #: The iterations Figure 5 shows.
@@ -74,7 +75,8 @@ class GanConfig:
     threads: Optional[int] = option(None, "CPU threads for torch; auto: half the cores, at most 4.", min=1,
                                     panel="Speed", shown_default="auto")
     device: str = option("auto", "auto | cpu | cuda | cuda:N (auto = CUDA when present).", panel="Common")
-    out: Optional[str] = option(None, "Output directory.", panel="Common", path="dir",
+    out: Optional[str] = option(None, "Output directory; by default a new folder under $MIXUP_RUNS_DIR when set, "
+                                "else under runs/.", panel="Common", path="dir", env_root=RUNS_DIR_ENV,
                                 shown_default="runs/gan-<dataset>-<time>")
 
     def check(self) -> None:

@@ -31,17 +31,19 @@ def option(default: Any, help: str, *, choices: Union[list, Callable[[], list], 
            min: Optional[float] = None, max: Optional[float] = None, min_exclusive: bool = False,
            cli: bool = True, panel: Optional[str] = None, shown_default: Optional[str] = None,
            choice_names: Optional[list] = None, path: Optional[str] = None,
-           must_exist: Union[bool, str] = False) -> Any:
+           must_exist: Union[bool, str] = False, env: Optional[str] = None, env_root: Optional[str] = None) -> Any:
     """A config field: its default, its help text, and what values it accepts.
 
     For `--help`: `panel` (one of PANELS); `shown_default`, the default to show where the value is
     None because it is decided at run time ("auto"); `choice_names`, the names to list where
     `choices` is a callable (calling it imports torch, seconds too slow for --help; a test keeps
     them equal). `path` is "file" or "dir"; `must_exist` (True, or a hint for the error) refuses a
-    path that does not exist, first, before anything imports torch."""
+    path that does not exist, first, before anything imports torch. `env` names the environment
+    variable that sets a new config's value (mixup_cli/env.py: defaults < YAML < env < flags);
+    `env_root` one that the default depends on (MIXUP_RUNS_DIR for run directories); --help shows either."""
     meta = {"help": help, "choices": choices, "min": min, "max": max, "min_exclusive": min_exclusive, "cli": cli,
             "panel": panel, "shown_default": shown_default, "choice_names": choice_names, "path": path,
-            "must_exist": must_exist}
+            "must_exist": must_exist, "env": env, "env_root": env_root}
     if isinstance(default, (list, dict)):
         return dataclasses.field(default_factory=lambda d=default: type(d)(d), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -104,7 +106,10 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
             return None
         raise ConfigError(f"config key '{key}' must be {_describe(annotation)}, not empty")
     origin = typing.get_origin(base)
-    wrong = ConfigError(f"config key '{key}' must be {_describe(annotation)}, got {value!r}")
+
+    def wrong() -> ConfigError:  # built only on error: the repr of a large value costs time and memory
+        return ConfigError(f"config key '{key}' must be {_describe(annotation)}, got {_short_repr(value)}")
+
     if origin is list:
         (item_type,) = typing.get_args(base)
         if isinstance(value, str):  # "100,150" from a flag or YAML
@@ -114,30 +119,40 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
         try:
             return [_coerce(key, _parse_scalar(v, item_type), item_type) for v in value]
         except ConfigError:
-            raise wrong from None
+            raise wrong() from None
     if origin is dict:
         if not isinstance(value, dict):
-            raise wrong
+            raise wrong()
         return dict(value)
     if base is bool:
         if isinstance(value, bool):
             return value
-        raise wrong
+        raise wrong()
     if base is int:
         if isinstance(value, bool) or not isinstance(value, int):
             if isinstance(value, float) and value.is_integer():
                 return int(value)
-            raise wrong
+            raise wrong()
         return value
     if base is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise wrong
+            raise wrong()
         return float(value)
     if base is str:
         if not isinstance(value, (str, Path)):
-            raise wrong
+            raise wrong()
         return str(value)
     return value
+
+
+def _short_repr(value: Any, limit: int = 200) -> str:
+    """repr(value) for an error message, cut to about `limit` characters (reprlib: never the whole of a huge value)."""
+    import reprlib
+
+    short = reprlib.Repr()
+    short.maxstring, short.maxother, short.maxlevel = limit, limit, 3
+    text = short.repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _split_list(key: str, text: str) -> list[str]:
@@ -242,6 +257,85 @@ def validate(config: Any) -> Any:
     return config
 
 
+MAX_YAML_BYTES = 1_000_000  # a config file is a few hundred bytes; a bigger one is a mistake or an attack
+MAX_YAML_DEPTH = 32  # nesting of mappings and lists
+MAX_YAML_NODES = 100_000  # values after expanding aliases (a "billion laughs" file expands to 10^9)
+
+
+class _Refused(Exception):
+    """A YAML file beyond the bounds, or with a duplicate key: the message, without the file's name."""
+
+
+def _bounded_loader():
+    """A yaml.SafeLoader that refuses deep nesting, alias expansion beyond MAX_YAML_NODES values and
+    duplicate keys, while composing: before anything is constructed, let alone printed."""
+    import yaml
+
+    class BoundedLoader(yaml.SafeLoader):
+        depth = 0
+
+        def compose_node(self, parent, index):
+            self.depth += 1
+            if self.depth > MAX_YAML_DEPTH:
+                mark = self.peek_event().start_mark
+                raise _Refused(f"nests deeper than {MAX_YAML_DEPTH} levels (line {mark.line + 1})")
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+
+        def construct_document(self, node):
+            if _expanded_size(node, {})[0] > MAX_YAML_NODES:
+                raise _Refused(f"expands to more than {MAX_YAML_NODES:,} values through its aliases (&anchor/*alias)")
+            return super().construct_document(node)
+
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for key_node, _ in node.value:
+                if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                    key = self.construct_scalar(key_node)
+                    if key in seen:
+                        raise _Refused(f"has the key '{key}' twice (again at line {key_node.start_mark.line + 1}); "
+                                       f"keep one of them")
+                    seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return BoundedLoader
+
+
+def _expanded_size(node, seen: dict, depth: int = 1) -> tuple[int, int]:
+    """(how many values, how many levels) `node` stands for once every alias is expanded, shared nodes
+    counted each time; refuses nesting beyond MAX_YAML_DEPTH built through aliases (anchors in a chain)."""
+    import yaml
+
+    if id(node) in seen:
+        if seen[id(node)] is None:
+            raise _Refused("holds an alias inside its own anchor (a recursive structure)")
+    else:
+        seen[id(node)] = None
+        children = [] if isinstance(node, yaml.ScalarNode) else \
+            [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else node.value
+        total, height = 1, 0
+        for child in children:
+            size, levels = _expanded_size(child, seen, depth + 1)
+            total, height = total + size, max(height, levels)
+            if total > MAX_YAML_NODES:
+                break
+        seen[id(node)] = (total, height + 1)
+    if depth - 1 + seen[id(node)][1] > MAX_YAML_DEPTH:
+        raise _Refused(f"nests deeper than {MAX_YAML_DEPTH} levels through its aliases")
+    return seen[id(node)]
+
+
+def _read_bounded(path: Path) -> str:
+    size = path.stat().st_size
+    if size > MAX_YAML_BYTES:
+        raise ConfigError(f"config file '{path}' is {size:,} bytes, more than a config file needs (the limit is "
+                          f"{MAX_YAML_BYTES:,}); pass the YAML file of config keys")
+    with open(path, encoding="utf-8") as handle:
+        return handle.read(MAX_YAML_BYTES + 1)  # a file that grows meanwhile is still cut
+
+
 def load_yaml(path: Union[str, Path]) -> dict:
     import yaml  # only paid for when a file is given
 
@@ -249,7 +343,9 @@ def load_yaml(path: Union[str, Path]) -> dict:
     if not path.is_file():
         raise ConfigError(f"config file '{path}' does not exist; pass the path of a YAML file to --config")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(_read_bounded(path), Loader=_bounded_loader())  # noqa: S506 (a SafeLoader)
+    except _Refused as exc:
+        raise ConfigError(f"config file '{path}' {exc}; fix the file and retry") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -273,13 +369,25 @@ def check_keys(cls: type, values: dict, source: str) -> None:
             )
 
 
+def _env_layer(cls: type, base: Optional[dict]) -> dict:
+    """The values the environment sets (fields with an `env`), for a new config only: a saved one
+    (`base`: a resume, a checkpoint's) keeps its own."""
+    from ..env import from_env
+
+    if base is not None:
+        return {}
+    found = {f.name: from_env(f.metadata.get("env")) for f in dataclasses.fields(cls)}
+    return {k: v for k, v in found.items() if v is not None}
+
+
 def resolve_config(cls: type, yaml_path: Union[str, Path, None] = None, overrides: Optional[dict] = None,
                    base: Optional[dict] = None):
-    """defaults < base < YAML < overrides (flags; None means 'not given'), validated."""
+    """defaults < base < YAML < environment (fields with an `env`, new configs only) < overrides
+    (flags; None means 'not given'), validated."""
     values: dict = {}
-    names: dict = {}  # key -> how errors name it: by its flag, or by its YAML file
+    names: dict = {}  # key -> how errors name it: by its flag, its YAML file or its variable
     for source, layer in (("base", base or {}), ("", load_yaml(yaml_path) if yaml_path else {}),
-                          ("flags", overrides or {})):
+                          ("env", _env_layer(cls, base)), ("flags", overrides or {})):
         layer = {k.replace("-", "_") if isinstance(k, str) else k: v for k, v in layer.items()}
         check_keys(cls, layer, f"config file '{yaml_path}'" if source == "" else source)
         given = {k: v for k, v in layer.items() if not (source == "flags" and v is None)}
@@ -289,6 +397,8 @@ def resolve_config(cls: type, yaml_path: Union[str, Path, None] = None, override
                 names[key] = "--" + key.replace("_", "-")
             elif source == "":
                 names[key] = f"config key '{key}' in {yaml_path}"
+            elif source == "env":
+                names[key] = f"environment variable {_field_env(cls, key)}"
     config = cls()
     for key, value in values.items():
         setattr(config, key, value)
@@ -297,6 +407,10 @@ def resolve_config(cls: type, yaml_path: Union[str, Path, None] = None, override
     except ConfigError as exc:
         exc.args = (_name_sources(str(exc), names),)
         raise
+
+
+def _field_env(cls: type, name: str) -> str:
+    return {f.name: f for f in dataclasses.fields(cls)}[name].metadata["env"]
 
 
 _KEY_IN_MESSAGE = re.compile(r"config key '(\w+)'")

@@ -5,6 +5,7 @@ import dataclasses
 from typing import Optional
 
 from ..errors import ConfigError
+from ..env import DATA_DIR_ENV, RUNS_DIR_ENV
 from .options import option
 
 
@@ -39,7 +40,7 @@ class TrainConfig:
     dataset: str = option("digits", "Dataset name from the registry (`mixup list datasets`), or csv:PATH.",
                           panel="Common")
     data_dir: Optional[str] = option(None, "Folder holding the dataset's files (not needed for embedded datasets).",
-                                     panel="Data", path="dir",
+                                     panel="Data", path="dir", env=DATA_DIR_ENV,
                                      must_exist="pass the folder that holds the dataset's files, or add --download")
     download: bool = option(False, "Download the dataset into --data-dir first, where a download exists (CIFAR).",
                             panel="Data")
@@ -68,6 +69,24 @@ class TrainConfig:
     mix_op: str = option("interpolate", "How two inputs combine: interpolate (mixup) or cutmix (paste a box of the "
                          "partner; lambda becomes the area kept; Yun et al. 2019).",
                          choices=["interpolate", "cutmix"], panel="Mixing")
+    switch_prob: Optional[float] = option(None, "mixup and CutMix in one run: each mixed batch is CutMix with this "
+                                          "probability, else mixup (timm's switch_prob); needs mix_op interpolate.",
+                                          min=0.0, max=1.0, panel="Mixing", shown_default="off")
+    cutmix_alpha: Optional[float] = option(None, "CutMix's own strength: its lambda ~ Beta(cutmix_alpha, "
+                                           "cutmix_alpha) (timm's cutmix_alpha); alpha stays mixup's.", min=0.0,
+                                           min_exclusive=True, panel="Mixing", shown_default="alpha")
+    cutmix_minmax: list[float] = option([], "CutMix box sides as a ratio of the image's, drawn uniformly in "
+                                        "[min, max), e.g. 0.2,0.8, instead of from lambda (timm's cutmix_minmax; "
+                                        "lambda is then the area kept, and cutmix_alpha is 1).", min=0.0, max=1.0,
+                                        panel="Mixing")
+    correct_lam: bool = option(True, "CutMix: lambda is the area actually kept once the box is clipped at the "
+                               "border; off keeps the drawn lambda (timm's correct_lam).", panel="Mixing")
+    mixup_off_epoch: Optional[int] = option(None, "No mixing from this epoch on (0-based, as timm's "
+                                            "mixup_off_epoch: N trains epochs N+1.. as ERM).", min=1,
+                                            panel="Mixing", shown_default="off")
+    loss: str = option("ce", "Training loss: ce (cross-entropy) or bce (binary cross-entropy of each class's logit "
+                       "against the mixed, smoothed target; timm's BinaryCrossEntropy).", choices=["ce", "bce"],
+                       panel="Mixing")
     lam_per_example: bool = option(False, "Draw lambda for every example rather than once per batch.",
                                    panel="Mixing")
     mix_prob: float = option(1.0, "Probability that a batch is mixed at all; the others train as ERM.", min=0.0,
@@ -134,7 +153,8 @@ class TrainConfig:
     workers: Optional[int] = option(None, "DataLoader worker processes, for datasets read from disk per sample "
                                     "(ImageNet); default on CUDA 8 per process (at most its share of the cores), 0 on the CPU.",
                                     min=0, panel="Speed", shown_default="auto")
-    out: Optional[str] = option(None, "Run directory.", panel="Common", path="dir",
+    out: Optional[str] = option(None, "Run directory; by default a new folder under $MIXUP_RUNS_DIR when set, "
+                                "else under runs/.", panel="Common", path="dir", env_root=RUNS_DIR_ENV,
                                 shown_default="runs/<dataset>-<model>-<method>[-a<alpha>]-<date>-<time>")
     labels: Optional[str] = option(None, "Train on the labels of this file (`mixup corrupt-labels --save-labels`, "
                                          "§3.4) instead of the dataset's own.", panel="Data", path="file",

@@ -106,8 +106,7 @@ for _name, (_loader_name, _classes, _mean, _std) in SKLEARN_TABLES.items():
 @lru_cache(maxsize=8)
 def _read_csv(path: str, mtime_ns: int, size: int) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """(features float32 N x F, labels int64, class names); cached per file version."""
-    with open(path, newline="") as handle:
-        rows = [row for row in csv.reader(handle) if row and any(cell.strip() for cell in row)]
+    rows = _csv_rows(path)
     if len(rows) < 2:
         raise ConfigError(f"CSV '{path}' needs a header row and data rows; it has {len(rows)} row(s)")
     header = [h.strip() for h in rows[0]]
@@ -134,6 +133,28 @@ def _read_csv(path: str, mtime_ns: int, size: int) -> tuple[np.ndarray, np.ndarr
     classes = _sorted_classes(raw_labels)
     index = {name: i for i, name in enumerate(classes)}
     return features, np.array([index[v] for v in raw_labels], dtype=np.int64), tuple(classes)
+
+
+def _csv_rows(path: str) -> list[list[str]]:
+    """The non-blank rows of a UTF-8 CSV file; a byte-order mark (as spreadsheet programs write) is dropped,
+    so it never joins the first header. Another encoding (latin-1, cp1252) is refused rather than guessed."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            return [row for row in csv.reader(handle) if row and any(cell.strip() for cell in row)]
+    except UnicodeDecodeError:
+        raise ConfigError(f"CSV '{path}' is not UTF-8 text ({_first_non_utf8(path)}, as latin-1 or Windows files "
+                          f"have); save it as UTF-8 (e.g. iconv -f latin1 -t utf-8 in.csv > out.csv) and "
+                          f"retry") from None
+
+
+def _first_non_utf8(path: str) -> str:
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return f"byte {raw[exc.start:exc.start + 1]!r} on line {number}"
+    return "an incomplete character at the end"
 
 
 def _sorted_classes(values: list[str]) -> list[str]:

@@ -419,12 +419,19 @@ def _plot_first_pair(config: GanConfig, toy: Toy2D, out_dir: Path, subruns: list
     return figure
 
 
-def prepare_out_dir(path: Optional[str], config: GanConfig, resume: bool, force: bool) -> Path:
-    """Create (or, for --resume, find) the output directory; never silently reuse one holding results."""
+def prepare_out_dir(path: Optional[str], config: GanConfig, resume: bool, force: bool,
+                    lock: Optional[runs.DirLock] = None) -> Path:
+    """Create (or, for --resume, find) the output directory; never silently reuse one holding results.
+    `lock` (a DirLock, held by the caller while it runs the experiment) is taken before anything is
+    written or deleted there."""
     import shutil
 
     out = runs.resolve_out(runs.GAN_EXPERIMENT, path, config)
     runs.check_out(runs.GAN_EXPERIMENT, out, resume, force)
+    if not resume:
+        ensure_writable_dir(out)
+    if lock is not None:
+        lock.take(out)
     if resume:
         return out
     if runs.holds(runs.GAN_EXPERIMENT, out):  # --force: our files go, anything else stays

@@ -6,7 +6,9 @@ from ..errors import ConfigError
 
 # Options that only act when batches are mixed, with their do-nothing values.
 MIXING_ONLY = {"mix_where": "input", "mix_layer": None, "mix_pairs": "rp", "mix_classes": "ac",
-               "mix_targets": "mixed", "mix_op": "interpolate", "lam_per_example": False, "mix_prob": 1.0}
+               "mix_targets": "mixed", "mix_op": "interpolate", "lam_per_example": False, "mix_prob": 1.0,
+               "switch_prob": None, "cutmix_alpha": None, "cutmix_minmax": [], "correct_lam": True,
+               "mixup_off_epoch": None}
 
 
 def model_mixing_points(config, spec) -> list[int] | None:
@@ -22,6 +24,31 @@ def model_mixing_points(config, spec) -> list[int] | None:
         net = build_model(config.model, spec.num_classes, spec.input_shape, **options)
     points = getattr(net, "mixing_points", None)
     return list(points) if points is not None else None
+
+
+def check_cutmix_options(config) -> None:
+    """The CutMix-only options need CutMix; a switch needs interpolate to switch from."""
+    cutmix = config.mix_op == "cutmix" or config.switch_prob is not None
+    if config.switch_prob is not None and config.mix_op != "interpolate":
+        raise ConfigError("config key 'switch_prob' switches between interpolate and cutmix per batch, so it needs "
+                          "config key 'mix_op' interpolate; drop one of them")
+    if config.switch_prob is not None and config.mix_where != "input":
+        raise ConfigError("config key 'switch_prob' mixes by cutmix, which works on the input only; set config key "
+                          "'mix_where' to input")
+    if config.switch_prob is not None and config.lam_per_example:
+        raise ConfigError("config key 'switch_prob' switches once per batch; drop config key 'lam_per_example'")
+    for key in ("cutmix_alpha", "cutmix_minmax", "correct_lam"):
+        if not cutmix and getattr(config, key) != MIXING_ONLY[key]:
+            raise ConfigError(f"config key '{key}' only acts on CutMix; set config key 'mix_op' cutmix or config "
+                              f"key 'switch_prob'")
+    minmax = config.cutmix_minmax
+    if minmax and (len(minmax) != 2 or minmax[0] >= minmax[1]):
+        raise ConfigError(f"config key 'cutmix_minmax' takes two ratios min,max with min < max, e.g. 0.2,0.8; "
+                          f"got {','.join(map(str, minmax))}")
+    off = config.mixup_off_epoch
+    if off is not None and off <= config.erm_warmup_epochs:
+        raise ConfigError(f"config key 'mixup_off_epoch' ({off}) leaves no mixup epoch after config key "
+                          f"'erm_warmup_epochs' ({config.erm_warmup_epochs}); raise it")
 
 
 def check_mixing(config, spec) -> None:
@@ -52,6 +79,8 @@ def check_mixing(config, spec) -> None:
         if config.mix_op == "cutmix":
             raise ConfigError(f"config key 'mix_op' cutmix pastes image boxes and works on the input only; set "
                               f"config key 'mix_where' to input, or config key 'mix_op' to interpolate")
-    if config.mix_op == "cutmix" and len(spec.input_shape) != 3:
+    check_cutmix_options(config)
+    uses_cutmix = config.mix_op == "cutmix" or config.switch_prob is not None
+    if uses_cutmix and len(spec.input_shape) != 3:
         raise ConfigError(f"config key 'mix_op' cutmix needs image inputs (C, H, W), but dataset '{spec.name}' has "
                           f"inputs of shape {tuple(spec.input_shape)}; use interpolate")

@@ -34,7 +34,7 @@ def interpolate(inputs: torch.Tensor, partners: torch.Tensor, lam: Lam, rng: np.
 
 def cut_boxes(lam: np.ndarray, height: int, width: int, rng: np.random.Generator) -> np.ndarray:
     """[n, 4] boxes (y0, y1, x0, x1) covering about 1-lam of the image each, centred uniformly at
-    random and clipped at the border (CutMix's sampling)."""
+    random and clipped at the border (CutMix's sampling; timm's rand_bbox)."""
     side = np.sqrt(1.0 - lam)
     cut_h, cut_w = (height * side).astype(int), (width * side).astype(int)
     cy, cx = rng.integers(0, height, size=lam.shape), rng.integers(0, width, size=lam.shape)
@@ -42,19 +42,42 @@ def cut_boxes(lam: np.ndarray, height: int, width: int, rng: np.random.Generator
                      np.clip(cx - cut_w // 2, 0, width), np.clip(cx + cut_w // 2, 0, width)], axis=1)
 
 
+def cut_boxes_minmax(n: int, height: int, width: int, minmax, rng: np.random.Generator) -> np.ndarray:
+    """[n, 4] boxes whose sides are a ratio of the image's drawn uniformly from [low, high) (as
+    integers: int(side*low) <= cut < int(side*high)), placed wholly inside the image (timm's
+    rand_bbox_minmax); lambda plays no part in them."""
+    low, high = minmax
+
+    def sides(size: int) -> np.ndarray:
+        lo, hi = int(size * low), int(size * high)
+        return rng.integers(lo, max(hi, lo + 1), size=n)
+
+    cut_h, cut_w = sides(height), sides(width)
+    y0, x0 = rng.integers(0, height - cut_h), rng.integers(0, width - cut_w)
+    return np.stack([y0, y0 + cut_h, x0, x0 + cut_w], axis=1)
+
+
 @COMBINES.register("cutmix")
-def cutmix(inputs: torch.Tensor, partners: torch.Tensor, lam: Lam, rng: np.random.Generator):
+def cutmix(inputs: torch.Tensor, partners: torch.Tensor, lam: Lam, rng: np.random.Generator, *,
+           minmax=None, correct_lam: bool = True):
     """Paste a box of each partner into the example; lambda becomes the area of the example kept.
 
-    Boxes are drawn on the host from `rng` (no device sync); the mask is built on the device.
+    `minmax` (low, high): box sides drawn as that ratio of the image's instead of from lambda.
+    `correct_lam` False keeps the drawn lambda although the box was clipped at the border (timm's
+    correct_lam); with `minmax` lambda is always the area kept, as in timm. Boxes are drawn on the
+    host from `rng` (no device sync); the mask is built on the device.
     """
     if inputs.dim() != 4:
         raise ValueError(f"cutmix needs image batches (N, C, H, W), got shape {tuple(inputs.shape)}")
     height, width = inputs.shape[-2:]
     per_example = isinstance(lam, np.ndarray)
     lam_host = lam.astype(np.float64) if per_example else np.array([lam])
-    boxes = cut_boxes(lam_host, height, width, rng)
-    kept = 1.0 - (boxes[:, 1] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 2]) / (height * width)
+    if minmax:
+        boxes = cut_boxes_minmax(len(lam_host), height, width, minmax, rng)
+    else:
+        boxes = cut_boxes(lam_host, height, width, rng)
+    if correct_lam or minmax:
+        lam_host = 1.0 - (boxes[:, 1] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 2]) / (height * width)
     # non_blocking: a blocking copy from host memory waits for every queued kernel (a sync per step).
     box = torch.from_numpy(boxes).to(inputs.device, non_blocking=True)
     ys = torch.arange(height, device=inputs.device)[None, :, None]
@@ -62,4 +85,4 @@ def cutmix(inputs: torch.Tensor, partners: torch.Tensor, lam: Lam, rng: np.rando
     inside = ((ys >= box[:, 0, None, None]) & (ys < box[:, 1, None, None])
               & (xs >= box[:, 2, None, None]) & (xs < box[:, 3, None, None]))
     mixed = torch.where(inside[:, None], partners, inputs)
-    return mixed, lam_tensor(kept, inputs.device) if per_example else float(kept[0])
+    return mixed, lam_tensor(lam_host, inputs.device) if per_example else float(lam_host[0])

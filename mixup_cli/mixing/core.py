@@ -38,6 +38,7 @@ class MixedBatch:
     perm: Optional[torch.Tensor] = None
     mix_at: Optional[int] = None
     label_smoothing: float = 0.0
+    loss_kind: str = "ce"  # ce, or bce: binary cross-entropy on the mixed target (TrainConfig.loss)
     # Training-set index of each row's partner when partners come from outside the batch (knn).
     partner_index: Optional[torch.Tensor] = None
 
@@ -58,6 +59,8 @@ class MixedBatch:
         return lam * h + (1 - lam) * h[self.perm]
 
     def loss(self, logits: torch.Tensor) -> torch.Tensor:
+        if self.loss_kind == "bce":
+            return mixed_binary_cross_entropy(logits, self.targets_a, self.targets_b, self.lam, self.label_smoothing)
         return mixed_cross_entropy(logits, self.targets_a, self.targets_b, self.lam, self.label_smoothing)
 
 
@@ -72,6 +75,29 @@ def mixed_cross_entropy(logits: torch.Tensor, targets_a: torch.Tensor, targets_b
         return F.cross_entropy(logits, targets_a, label_smoothing=label_smoothing)
     return (lam * F.cross_entropy(logits, targets_a, label_smoothing=label_smoothing)
             + (1 - lam) * F.cross_entropy(logits, targets_b, label_smoothing=label_smoothing))
+
+
+def mixed_target(num_classes: int, targets_a: torch.Tensor, targets_b: torch.Tensor,
+                 lam: Union[float, torch.Tensor], label_smoothing: float = 0.0, dtype=torch.float32) -> torch.Tensor:
+    """lam*y_a + (1-lam)*y_b over smoothed one-hot labels: eps/K off the label, 1-eps+eps/K on it
+    (timm's mixup_target)."""
+    off = label_smoothing / num_classes
+
+    def one_hot(t: torch.Tensor) -> torch.Tensor:
+        full = torch.full((t.shape[0], num_classes), off, device=t.device, dtype=dtype)
+        return full.scatter_(1, t.long().view(-1, 1), 1.0 - label_smoothing + off)
+
+    if isinstance(lam, torch.Tensor):
+        lam = lam.to(dtype).view(-1, 1)
+    return lam * one_hot(targets_a) + (1 - lam) * one_hot(targets_b)
+
+
+def mixed_binary_cross_entropy(logits: torch.Tensor, targets_a: torch.Tensor, targets_b: torch.Tensor,
+                               lam: Union[float, torch.Tensor], label_smoothing: float = 0.0) -> torch.Tensor:
+    """Binary cross-entropy of every class's logit against the mixed, smoothed target, averaged over
+    examples and classes (timm's BinaryCrossEntropy on mixup_target)."""
+    target = mixed_target(logits.shape[-1], targets_a, targets_b, lam, label_smoothing, logits.dtype)
+    return F.binary_cross_entropy_with_logits(logits, target)
 
 
 def mixup(inputs: torch.Tensor, targets: torch.Tensor, alpha: float,

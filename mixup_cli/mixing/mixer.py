@@ -14,6 +14,7 @@ on the batch's device) draws permutations, neighbours and noise, so no step wait
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable, Optional
 
 import numpy as np
@@ -31,29 +32,31 @@ TARGETS: Registry = Registry("mixing target")
 
 
 @PLACEMENTS.register("input")
-def place_on_input(mixer: "Mixer", inputs, labels, partners: Partners, lam, rng) -> MixedBatch:
-    mixed, lam = mixer.combine(inputs, partners.inputs, lam, rng)
+def place_on_input(mixer: "Mixer", inputs, labels, partners: Partners, lam, rng, combine=None) -> MixedBatch:
+    mixed, lam = (combine or mixer.combine)(inputs, partners.inputs, lam, rng)
     return MixedBatch(mixed, labels, partners.labels, lam, partners.perm, partner_index=partners.partner_index)
 
 
 @PLACEMENTS.register("latent")
-def place_in_layer(mixer: "Mixer", inputs, labels, partners: Partners, lam, rng, layer=None) -> MixedBatch:
+def place_in_layer(mixer: "Mixer", inputs, labels, partners: Partners, lam, rng, layer=None,
+                   combine=None) -> MixedBatch:
     """Mix the representations after the model's stage `layer` (Table 5's "Layer k"); the input is
     left as is and the model mixes inside its forward (models/base.py: StagedNet)."""
     from .combine import lam_tensor
 
     layer = mixer.layer if layer is None else layer
     if layer == 0:
-        return place_on_input(mixer, inputs, labels, partners, lam, rng)
+        return place_on_input(mixer, inputs, labels, partners, lam, rng, combine)
     return MixedBatch(inputs, labels, partners.labels, lam_tensor(lam, inputs.device), partners.perm, mix_at=layer)
 
 
 @PLACEMENTS.register("manifold")
-def place_at_random_layer(mixer: "Mixer", inputs, labels, partners: Partners, lam, rng) -> MixedBatch:
+def place_at_random_layer(mixer: "Mixer", inputs, labels, partners: Partners, lam, rng,
+                          combine=None) -> MixedBatch:
     """Manifold Mixup (Verma et al. 2019): per batch, one of the model's mixing points at random,
     the input (point 0) included."""
     layer = mixer.mixing_points[int(rng.integers(len(mixer.mixing_points)))]
-    return place_in_layer(mixer, inputs, labels, partners, lam, rng, layer=layer)
+    return place_in_layer(mixer, inputs, labels, partners, lam, rng, layer=layer, combine=combine)
 
 
 @TARGETS.register("mixed")
@@ -84,11 +87,14 @@ class Mixer:
     def __init__(self, pairing, combine: Callable, placement: Callable, targets: Callable, *,
                  layer: Optional[int] = None, mixing_points: Optional[list[int]] = None,
                  lam_per_example: bool = False, mix_prob: float = 1.0, label_smoothing: float = 0.0,
-                 input_noise: float = 0.0):
+                 input_noise: float = 0.0, switch: Optional[tuple] = None, loss: str = "ce"):
+        """`switch` (probability, cutmix combine, its alpha or None for the batch's): per mixed batch,
+        that combine with that probability, else `combine` (timm's switch_prob)."""
         self.pairing, self.combine, self.placement, self.targets = pairing, combine, placement, targets
         self.layer, self.mixing_points = layer, mixing_points or [0]
         self.lam_per_example, self.mix_prob = lam_per_example, mix_prob
         self.label_smoothing, self.input_noise = label_smoothing, input_noise
+        self.switch, self.loss = switch, loss
 
     @property
     def needs_index(self) -> bool:
@@ -100,6 +106,16 @@ class Mixer:
             return rng.beta(alpha, alpha, size=n)
         return float(rng.beta(alpha, alpha))
 
+    def choose_combine(self, alpha: float, rng: np.random.Generator) -> tuple[Callable, float]:
+        """This batch's combine and the alpha its lambda is drawn with: the switch's with its
+        probability (a coin drawn only when a switch is set), else the configured one."""
+        if self.switch is None:
+            return self.combine, alpha
+        probability, other, other_alpha = self.switch
+        if probability >= 1.0 or rng.random() < probability:
+            return other, alpha if other_alpha is None else other_alpha
+        return self.combine, alpha
+
     def __call__(self, inputs: torch.Tensor, labels: torch.Tensor, alpha: float, rng: np.random.Generator,
                  generator: torch.Generator, index: Optional[torch.Tensor] = None) -> MixedBatch:
         # The coin is drawn only when it can come up tails, so default runs draw exactly what mixup() draws.
@@ -107,10 +123,11 @@ class Mixer:
         if skip:
             batch = MixedBatch(inputs, labels, labels)
         else:
+            combine, alpha = self.choose_combine(alpha, rng)
             lam = self.draw_lambda(alpha, rng, inputs.shape[0])
             partners = self.pairing(inputs, labels, index, generator)
-            batch = self.targets(self.placement(self, inputs, labels, partners, lam, rng))
-        batch.label_smoothing = self.label_smoothing
+            batch = self.targets(self.placement(self, inputs, labels, partners, lam, rng, combine=combine))
+        batch.label_smoothing, batch.loss_kind = self.label_smoothing, self.loss
         if self.input_noise > 0:
             noise = torch.randn(batch.inputs.shape, device=batch.inputs.device, generator=generator)
             batch.inputs = batch.inputs + self.input_noise * noise
@@ -129,7 +146,26 @@ def build_mixer(config, model: Optional[torch.nn.Module] = None, train_set=None,
     pairing = PAIRINGS.get(get("mix_pairs", "rp"))(same_class=get("mix_classes", "ac") == "sc",
                                                    train_set=train_set, k=get("knn_k", 200), device=device)
     points = list(getattr(model, "mixing_points", [0])) if model is not None else [0]
-    return Mixer(pairing, COMBINES.get(get("mix_op", "interpolate")), PLACEMENTS.get(where),
+    combine, switch = _combines(get)
+    return Mixer(pairing, combine, PLACEMENTS.get(where),
                  TARGETS.get(get("mix_targets", "mixed")), layer=get("mix_layer", None), mixing_points=points,
                  lam_per_example=get("lam_per_example", False), mix_prob=get("mix_prob", 1.0),
-                 label_smoothing=get("label_smoothing", 0.0), input_noise=get("input_noise", 0.0))
+                 label_smoothing=get("label_smoothing", 0.0), input_noise=get("input_noise", 0.0),
+                 switch=switch, loss=get("loss", "ce"))
+
+
+def _combines(get) -> tuple[Callable, Optional[tuple]]:
+    """The configured combine, and the CutMix switch: with switch_prob, CutMix that often (else
+    interpolation); with mix_op cutmix, always. CutMix's lambda is drawn with cutmix_alpha (default:
+    alpha), and with Beta(1, 1) when cutmix_minmax sets the box (timm forces cutmix_alpha 1 there)."""
+    minmax = get("cutmix_minmax", []) or None
+    cut = functools.partial(COMBINES.get("cutmix"), minmax=minmax, correct_lam=get("correct_lam", True))
+    cut_alpha = 1.0 if minmax else get("cutmix_alpha", None)
+    op, switch_prob = get("mix_op", "interpolate"), get("switch_prob", None)
+    if switch_prob is not None:
+        return COMBINES.get(op), (switch_prob, cut, cut_alpha)
+    if op == "cutmix":
+        if minmax is None and cut_alpha is None and get("correct_lam", True):
+            return COMBINES.get(op), None  # plain CutMix: exactly the draws it always made
+        return cut, (1.0, cut, cut_alpha)
+    return COMBINES.get(op), None
