@@ -78,3 +78,20 @@ def test_statistics_and_collapse_flags():
     assert mean_std([]) ["mean"] is None and mean_std([3.0])["std"] == 0.0
     assert collapsed({"test_error": 89.0}) and collapsed({"test_error": float("nan")})
     assert not collapsed({"test_error": 12.0})
+
+
+def test_table5_rows_follow_the_papers_order():
+    """Table 5's rows top to bottom: ERM, mixup (RP, KNN), Layer 1-5, inputs only (SC+KNN, AC+KNN, SC+RP,
+    AC+RP), label smoothing, mixup + label smoothing, Gaussian noise; numbered rows in order."""
+    from mixup_cli.reproduce.tables import table5_rows
+
+    quick = [name.rsplit("-wd", 1)[0] for name, _ in table5_rows("quick")]
+    assert quick == ["erm", "mixup-ac-rp", "mixup-ac-knn", "latent-layer1", "latent-layer2", "inputs-only-sc-knn",
+                     "inputs-only-ac-knn", "inputs-only-sc-rp", "inputs-only-ac-rp", "label-smoothing-0.1",
+                     "mixup-label-smoothing-0.1", "gaussian-noise-0.1"]
+    paper = [name.rsplit("-wd", 1)[0] for name, _ in table5_rows("paper") if name.endswith("-wd1e-4")]
+    assert paper == ["erm", "mixup-ac-rp", "mixup-ac-knn", *[f"latent-layer{k}" for k in range(1, 6)],
+                     "inputs-only-sc-knn", "inputs-only-ac-knn", "inputs-only-sc-rp", "inputs-only-ac-rp",
+                     *[f"label-smoothing-{e}" for e in ("0.05", "0.1", "0.2")],
+                     *[f"mixup-label-smoothing-{e}" for e in ("0.05", "0.1", "0.2", "0.3")],
+                     *[f"gaussian-noise-{s}" for s in ("0.05", "0.1", "0.2")]]

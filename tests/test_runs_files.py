@@ -4,11 +4,8 @@ failed download leaves no folder it made, corrupt-labels replaces and extends li
 Table 5 example writes where it may and prints the paper's row order."""
 from __future__ import annotations
 
-import json
-import os
 import pickle
 import subprocess
-import sys
 import urllib.error
 from pathlib import Path
 
@@ -251,46 +248,3 @@ def test_corrupt_labels_refused_at_start_up_leaves_nothing(cli, tmp_path):
                  "--methods", "erm", "--out", out)
     assert result.exit_code == 2 and "depth" in result.stderr
     assert not (tmp_path / "new").exists()
-
-
-# ---------------------------------------------------------------------------------------------
-# 5. The Table 5 example
-
-PAPER_ORDER = ["erm", "mixup-ac-rp", "mixup-ac-knn", "latent-layer1", "latent-layer2", "inputs-only-sc-knn",
-               "inputs-only-ac-knn", "inputs-only-sc-rp", "inputs-only-ac-rp", "label-smoothing-0.1",
-               "mixup-label-smoothing-0.1", "gaussian-noise-0.1"]
-FAKE_TRAINER = """import json, sys
-from pathlib import Path
-out = Path(sys.argv[sys.argv.index("--out") + 1])
-out.mkdir(parents=True)
-(out / "summary.json").write_text(json.dumps({"median_last10_test_error": 1.0}))
-"""
-
-
-def summary_rows(root: Path) -> list[str]:
-    proc = subprocess.run([sys.executable, str(SRC / "examples" / "table5_summary.py"), str(root)],
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    return [line.split("|")[1].strip() for line in proc.stdout.splitlines()[2:]]
-
-
-def test_table5_digits_script_makes_its_folder_and_the_summary_keeps_the_papers_order(tmp_path):
-    (tmp_path / "fake.py").write_text(FAKE_TRAINER)  # stands in for `mixup train`: the script is under test
-    out = tmp_path / "not" / "yet" / "there"
-    proc = subprocess.run(["bash", str(SRC / "examples" / "table5-digits.sh"), str(out), "1", "1e-4", "5e-4"],
-                          capture_output=True, text=True, env=dict(os.environ, MIXUP=f"{sys.executable} "
-                                                                   f"{tmp_path / 'fake.py'}"))
-    assert proc.returncode == 0 and "failed" not in proc.stderr, proc.stderr
-    assert summary_rows(out) == PAPER_ORDER
-
-
-def test_table5_summary_reads_the_recipes_layout_in_the_papers_order(tmp_path):
-    names = ["gaussian-noise-0.05", "label-smoothing-0.2", "label-smoothing-0.05", "latent-layer3", "latent-layer1",
-             "mixup-label-smoothing-0.1", "inputs-only-ac-rp", "inputs-only-sc-knn", "mixup-ac-knn", "mixup-ac-rp",
-             "erm"]
-    for name in names:
-        (tmp_path / f"{name}-wd5e-4").mkdir()
-        (tmp_path / f"{name}-wd5e-4" / "summary.json").write_text(json.dumps({"median_last10_test_error": 2.0}))
-    assert summary_rows(tmp_path) == ["erm", "mixup-ac-rp", "mixup-ac-knn", "latent-layer1", "latent-layer3",
-                                      "inputs-only-sc-knn", "inputs-only-ac-rp", "label-smoothing-0.05",
-                                      "label-smoothing-0.2", "mixup-label-smoothing-0.1", "gaussian-noise-0.05"]
