@@ -95,3 +95,11 @@ def test_table5_rows_follow_the_papers_order():
                      *[f"label-smoothing-{e}" for e in ("0.05", "0.1", "0.2")],
                      *[f"mixup-label-smoothing-{e}" for e in ("0.05", "0.1", "0.2", "0.3")],
                      *[f"gaussian-noise-{s}" for s in ("0.05", "0.1", "0.2")]]
+
+
+def test_a_run_that_cannot_start_is_named_with_its_own_error(cli, tmp_path):
+    """--scale paper without the CIFAR files: the failing run and its one-line reason, exit 1."""
+    result = cli("reproduce", "table1", "--scale", "paper", "--seeds", "0", "--parallel", "1", "--device", "cpu",
+                 "--data-dir", tmp_path / "no-cifar-here", "--out", tmp_path / "r")
+    assert result.exit_code == 1
+    assert "train/erm-s0 failed" in result.stderr and "no-cifar-here" in result.stderr

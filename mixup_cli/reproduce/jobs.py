@@ -73,13 +73,19 @@ def run_job(job: Job, root: Path) -> float:
     with open(root / f"{job.key}.log", "w") as log:
         proc = subprocess.run(job.command(root), stdout=subprocess.PIPE, stderr=log, text=True, env=env)
     if proc.returncode != 0:
-        raise RunError(f"{job.key} failed (exit {proc.returncode}); see {root / job.key}.log, then run "
-                       f"the same reproduce command again to continue")
+        said = _last_line(root / f"{job.key}.log")  # the command's own one-line error, e.g. missing files
+        raise RunError(f"{job.key} failed (exit {proc.returncode}){': ' + said if said else ''}; see "
+                       f"{root / job.key}.log, then run the same reproduce command again to continue")
     json.loads(proc.stdout)  # a job that printed no JSON did not finish
     tmp = job.result_path(root).with_suffix(".json.tmp")
     tmp.write_text(proc.stdout)
     os.replace(tmp, job.result_path(root))
     return time.monotonic() - start
+
+
+def _last_line(log: Path) -> str:
+    lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    return lines[-1].removeprefix("error: ") if lines else ""
 
 
 def run_jobs(jobs: list[Job], root: Path, parallel: int,
