@@ -76,7 +76,10 @@ def save_atomic(payload: dict, path: Union[str, Path], what: str, hint: str = ""
 
 def save_checkpoint(payload: dict, path: Union[str, Path]) -> None:
     """Save `payload` with the format tag and a checksum of its contents, which every load verifies."""
-    full = {"format": FORMAT, "version": VERSION, **{k: v for k, v in payload.items() if k not in (CHECKSUM, "path")}}
+    # One copy to host memory, shared by the checksum and torch.save (a GPU run's tensors would
+    # otherwise cross the bus twice per checkpoint).
+    full = _moved({"format": FORMAT, "version": VERSION,
+                   **{k: v for k, v in payload.items() if k not in (CHECKSUM, "path")}}, "cpu")
     full[CHECKSUM] = payload_checksum(full)
     save_atomic(full, path, "checkpoint", "; the previous checkpoint is kept. Free disk space or choose another --out")
 
@@ -137,7 +140,8 @@ def load_checkpoint(path: Union[str, Path], map_location: Any = "cpu") -> dict:
         raise ConfigError(f"'{path}' is not a mixup checkpoint (not a PyTorch archive: truncated, corrupted or "
                           f"another kind of file); pass a .pt file written by mixup train")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        # Read onto the CPU, where the checksum is computed, and move to `map_location` once verified.
+        payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds for damaged files
         text = str(exc)
         if "Weights only load failed" in text or "Unsupported global" in text:
@@ -157,7 +161,18 @@ def load_checkpoint(path: Union[str, Path], map_location: Any = "cpu") -> dict:
     _verify_checksum(payload, path)
     _check_layout(payload, path)
     payload["path"] = str(path)
-    return payload
+    return payload if str(map_location) == "cpu" else _moved(payload, map_location)
+
+
+def _moved(value, device):
+    """`value` with every tensor in it on `device` (tensors already on the CPU stay shared on the CPU)."""
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, dict):
+        return {key: _moved(item, device) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_moved(item, device) for item in value)
+    return value
 
 
 def _verify_checksum(payload: dict, path: Path) -> None:
@@ -194,7 +209,9 @@ def _require(record: Mapping, layout: dict, path, where: str = "") -> None:
 def _check_layout(payload: dict, path) -> None:
     """Refuse a crafted or foreign dict with one line, before anything indexes into it."""
     if "generator" in payload:
-        return _require(payload, GAN_LAYOUT, path)
+        _require(payload, GAN_LAYOUT, path)
+        if "model" not in payload:
+            return  # a GAN sub-run's checkpoint; one that also claims a model is checked as a training one
     _require(payload, TRAINING_LAYOUT, path)
     _require(payload["model"], MODEL_LAYOUT, path, "model.")
     _require(payload["dataset"], {"name": str}, path, "dataset.")
@@ -235,6 +252,9 @@ def model_from_checkpoint(payload: dict) -> torch.nn.Module:
     """The checkpoint's model in eval mode, taking raw-scale inputs (it normalizes them itself)."""
     from .models import Normalized, build_model
 
+    if "model" not in payload:
+        raise ConfigError(f"checkpoint '{payload.get('path')}' holds no classifier (a GAN sub-run's?); pass a "
+                          f"checkpoint written by mixup train")
     spec = payload["model"]
     try:
         _check_size(spec, payload.get("path"))

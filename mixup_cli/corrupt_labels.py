@@ -409,5 +409,6 @@ def aggregate_seeds(results: list[dict]) -> list[dict]:
         merged.append({"fraction": fraction, "method": method, "runs": len(chosen),
                        "realized_noise": mean_std(r["realized_noise"] for r in chosen),
                        **{key: mean_std(r[key] for r in chosen) for key in TABLE2_KEYS},
-                       "paper": PAPER_TABLE2.get((fraction, method))})
+                       # the paper's numbers only where each run was the paper's setting (sub_run_row says)
+                       "paper": chosen[0]["paper"] if all(r["paper"] for r in chosen) else None})
     return merged

@@ -54,12 +54,16 @@ class Dist:
         if not self.enabled:
             return action()
         box: list = [None, None]
+        failure = None
         if self.is_main:
             try:
                 box[0] = action()
-            except MixupError as exc:
-                box[1] = (type(exc).__name__, str(exc))
+            except Exception as exc:  # any failure: the other ranks would otherwise wait here forever
+                failure = exc
+                box[1] = (type(exc).__name__ if isinstance(exc, MixupError) else "MixupError", str(exc))
         torch.distributed.broadcast_object_list(box, src=0)
+        if failure is not None:
+            raise failure
         if box[1] is not None:
             raise ConfigError(box[1][1]) if box[1][0] == "ConfigError" else MixupError(box[1][1])
         return box[0]

@@ -59,6 +59,13 @@ def mean_std(values: Iterable[float]) -> dict:
     return {"mean": statistics.fmean(values), "std": std, "n": len(values), "values": values}
 
 
+def format_mean_std(stat: dict, digits: int = 2) -> str:
+    """'mean ± std' of a mean_std dict, or '-' when it holds no value."""
+    if not stat or stat.get("mean") is None:
+        return "-"
+    return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
+
+
 def aggregate_runs(summaries: list[dict], keys: Iterable[str] = TRAIN_KEYS) -> dict:
     """The seeds' summaries side by side and their mean ± std per key."""
     per_run = [{"seed": s.get("seed"), **{k: s.get(k) for k in (*keys, "best_epoch", "run_dir")}} for s in summaries]

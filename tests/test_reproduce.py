@@ -64,6 +64,11 @@ def test_tables_run_over_seeds_resume_and_report_beside_the_paper(cli, tmp_path,
     assert "finished analysis/calibration" in again.stderr
     assert "finished train/" not in again.stderr and "finished attack/" not in again.stderr
 
+    # Runs made with other settings are never mixed into a report: another --epochs is refused.
+    other = cli("reproduce", *TABLES, "--seeds", "0,1", "--epochs", "2", "--out", out, "--data-dir", tiny_fashion,
+                "--device", "cpu", "--dry-run")
+    assert other.exit_code == 2 and "other settings" in other.stderr and "--epochs 1" in other.stderr
+
 
 def test_unknown_tables_and_bad_seeds_are_one_line_errors(cli, tmp_path):
     unknown = cli("reproduce", "tabel1", "--dry-run", "--out", tmp_path / "r")

@@ -54,3 +54,13 @@ def test_corrupt_labels_over_seeds(cli, tmp_path):
                     ["test_error"] for s in (0, 1)]
         assert row["last_test_error"]["values"] == expected
     assert json.loads((out / "summary.json").read_text())["seeds"] == [0, 1]
+
+
+@pytest.mark.parametrize("args", [
+    ["train", "--seeds", "0,1", "--print-config"],
+    ["corrupt-labels", "--seeds", "0,1", "--print-config"],
+    ["corrupt-labels", "--seeds", "0,1", "--save-labels", "labels.pt", "--labels-only"],
+])
+def test_one_run_options_are_refused_with_seeds(cli, tmp_path, args):
+    result = cli(*args, "--out", tmp_path / "s")
+    assert result.exit_code == 2 and "--seeds" in result.stderr and not (tmp_path / "s").exists()

@@ -136,9 +136,9 @@ def render_table(results: list[dict]) -> None:
 
 
 def _mean_std(stat: dict) -> str:
-    if stat["mean"] is None:
-        return "-"
-    return f"{stat['mean']:.1f} ± {stat['std']:.1f}"
+    from ..seeds import format_mean_std
+
+    return format_mean_std(stat, 1)
 
 
 def render_aggregate(aggregate: list[dict]) -> None:

@@ -69,6 +69,9 @@ def corrupt_labels(
 
         refuse_resume_and_force(resume, force, "experiment")
         if seeds is not None:
+            if print_config or save_labels is not None or labels_only:
+                raise ConfigError("--print-config, --save-labels and --labels-only work on one experiment; "
+                                  "drop --seeds, or give --seed N for the one you want")
             return _run_seeds(config_path, overrides, seeds, resume, force, json_output)
         config, explicit = _resolve(config_path, overrides, resume)
         if print_config:
@@ -132,20 +135,18 @@ def _run_seeds(config_path: Optional[Path], overrides: dict, seeds_text: str, re
 def render_seeds_table(payload: dict) -> None:
     from rich.table import Table
 
+    from ..seeds import format_mean_std
+
     table = Table(title=f"Table 2 (§3.4) over seeds {', '.join(map(str, payload['seeds']))}: errors in %, mean ± std; "
                         f"{payload['dataset']}, {payload['model']}, {payload['epochs']} epochs", header_style="bold")
     for column in ("corruption", "method", "test best", "test last", "train real", "train corrupted"):
         table.add_column(column, justify="left" if column in ("corruption", "method") else "right")
     for r in payload["rows"]:
         table.add_row(f"{100 * r['fraction']:g}%", r["method"],
-                      *[_mean_std(r[k]) for k in ("best_test_error", "last_test_error", "train_error_real",
+                      *[format_mean_std(r[k]) for k in ("best_test_error", "last_test_error", "train_error_real",
                                                   "train_error_corrupted")])
     console.print(table)
     console.print(f"wrote {payload['summary_json']}")
-
-
-def _mean_std(stat: dict) -> str:
-    return "-" if stat["mean"] is None else f"{stat['mean']:.2f} ± {stat['std']:.2f}"
 
 
 def _percent(value: Optional[float]) -> str:

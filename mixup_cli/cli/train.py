@@ -43,6 +43,11 @@ def train(
     def body():
         refuse_resume_and_force(resume, force, "run")
         if seeds is not None:
+            if print_config:
+                from ..errors import ConfigError
+
+                raise ConfigError("--print-config shows one run's config; drop --seeds (each seed's run differs "
+                                  "only in its seed)")
             return _train_seeds(config_path, overrides, seeds, resume, force, json_output)
         config, _ = _resolve(config_path, overrides, resume)
         if print_config:
@@ -89,7 +94,11 @@ def _train_seeds(config_path: Optional[Path], overrides: dict, seeds_text: str, 
         raise ConfigError("--seed and --seeds both given; pass one of them")
     if resume and not overrides.get("out"):
         raise ConfigError("--resume --seeds needs --out DIR, the folder holding the seed runs")
-    root = Path(overrides.get("out") or run_path(None, resolve_config(TrainConfig, config_path, overrides)))
+    from ..distributed import from_environment
+
+    dist = from_environment(overrides.get("device") or "auto")  # under torchrun: one root, named by rank 0
+    root = Path(overrides.get("out") or dist.on_main(
+        lambda: run_path(None, resolve_config(TrainConfig, config_path, overrides))))
     again = f"mixup train --resume --seeds {seeds_text} --out {root}"
     summaries = []
     for seed in seeds:
@@ -102,6 +111,8 @@ def _train_seeds(config_path: Optional[Path], overrides: dict, seeds_text: str, 
         again_this = resume and (out / LAST).is_file()
         config, _ = _resolve(config_path, dict(overrides, seed=seed, out=str(out)), again_this)
         summaries.append(_train_one(config, again_this, force, again))
+    if not dist.is_main:
+        return  # rank 0 alone aggregates, writes and reports
     payload = {"root": str(root), **aggregate_runs(summaries)}
     payload["summary_json"] = str(write_aggregate(root, payload))
     render_seeds(payload)
@@ -112,24 +123,22 @@ def _train_seeds(config_path: Optional[Path], overrides: dict, seeds_text: str, 
 def render_seeds(payload: dict) -> None:
     from rich.table import Table
 
+    from ..seeds import format_mean_std
+
     table = Table(title=f"mixup train: {len(payload['seeds'])} seeds in {payload['root']}", header_style="bold")
     for column in ("seed", "last epoch %", "best %", "best epoch", "median last 10 %", "top-5 %"):
         table.add_column(column, justify="right")
     for run in payload["runs"]:
         table.add_row(str(run["seed"]), *[_pct(run[k]) for k in ("test_error", "best_test_error")],
                       str(run["best_epoch"]), _pct(run["median_last10_test_error"]), _pct(run["test_top5_error"]))
-    table.add_row("mean ± std", *[_pm(payload[k]) for k in ("test_error", "best_test_error")], "",
-                  _pm(payload["median_last10_test_error"]), _pm(payload["test_top5_error"]), style="bold")
+    table.add_row("mean ± std", *[format_mean_std(payload[k]) for k in ("test_error", "best_test_error")], "",
+                  format_mean_std(payload["median_last10_test_error"]), format_mean_std(payload["test_top5_error"]), style="bold")
     console.print(table)
     console.print(f"wrote {payload['summary_json']}")
 
 
 def _pct(value) -> str:
     return "-" if value is None else f"{value:.2f}"
-
-
-def _pm(stat: dict) -> str:
-    return "-" if stat["mean"] is None else f"{stat['mean']:.2f} ± {stat['std']:.2f}"
 
 
 class TrainProgress(ProgressView):

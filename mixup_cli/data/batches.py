@@ -76,8 +76,8 @@ class TensorBatches:
             index = order[lo:hi] if order is not None else slice(lo, hi)
             compact, labels = self.split.inputs[index], self.split.labels[index]
             if self.home != self.device:
-                # Indexing the pinned split makes an unpinned batch, whose copy could not overlap
-                # the running step; re-pin it (torch's host allocator reuses these buffers safely).
+                # A batch in pinned memory copies without blocking, overlapping the running step
+                # (torch's caching host allocator reuses these buffers safely).
                 compact = compact.pin_memory().to(self.device, non_blocking=True)
                 labels = labels.pin_memory().to(self.device, non_blocking=True)
             inputs = self.split.to_raw(compact)

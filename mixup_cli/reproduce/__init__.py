@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from ..errors import ConfigError
-from .jobs import Job, estimate, run_jobs, unique
+from .jobs import Job, check_settings, estimate, run_jobs, unique
 from .markdown import markdown
 from .tables import PAPER_ORDER, PROTOCOLS, SCALES
 
@@ -39,6 +39,7 @@ def make_plan(tables: list[str], scale: str, seeds: list[int], root: Path, data_
     names = list(dict.fromkeys(PROTOCOLS.get(name).name for name in tables))  # refuses unknown names
     options = {"root": root.resolve(), "data_dir": data_dir, "device": device, "epochs": epochs}
     jobs = unique([job for name in names for job in PROTOCOLS.get(name).plan(scale, seeds, options)])
+    check_settings(jobs, root.resolve())
     return Plan(names, scale, seeds, root.resolve(), options, jobs)
 
 

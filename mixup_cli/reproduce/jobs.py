@@ -13,11 +13,11 @@ import os
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Callable, Optional
 
-from ..errors import RunError
+from ..errors import ConfigError, RunError
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding mixup_cli/ (and examples/ in a checkout)
 
@@ -44,6 +44,26 @@ class Job:
     def done(self, root: Path) -> bool:
         return self.result_path(root).is_file()
 
+    def settings_path(self, root: Path) -> Path:
+        return root / f"{self.key}.args.json"
+
+    def settings(self, root: Path) -> list[str]:
+        """The arguments as recorded: recipes by file name and paths under `root` relative to it, so a
+        moved checkout or output folder still matches."""
+        def portable(arg: str) -> str:
+            if arg.endswith(".yaml"):
+                return Path(arg).name
+            return str(Path(arg).relative_to(root)) if arg.startswith(str(root)) else arg
+        return [portable(arg) for arg in self.args]
+
+    def recorded_elsewise(self, root: Path) -> Optional[list[str]]:
+        """The settings this job's folder was made with, when they differ from this job's; else None."""
+        path = self.settings_path(root)
+        if not path.is_file():
+            return None  # not started, or made before settings were recorded
+        recorded = json.loads(path.read_text())
+        return None if recorded == self.settings(root) else recorded
+
     def command(self, root: Path) -> list[str]:
         """The command line; a run continues what a stopped one left, or replaces debris without a checkpoint."""
         base = [sys.executable, "-m", "mixup_cli", *self.args]
@@ -52,6 +72,15 @@ class Job:
         folder = self.folder(root)
         again = "--resume" if (folder / self.resume_marker).is_file() else "--force"
         return [*base, "--out", str(folder), again, "--json"]
+
+
+def check_settings(jobs: list[Job], root: Path) -> None:
+    """Refuse to mix runs made with other settings (another --epochs, recipe, device) into a report."""
+    for job in jobs:
+        recorded = job.recorded_elsewise(root)
+        if recorded is not None:
+            raise ConfigError(f"'{root / job.key}' was made with other settings ({' '.join(recorded)}); pass "
+                              f"another --out, or delete that run to make it again with these")
 
 
 def unique(jobs: list[Job]) -> list[Job]:
@@ -67,6 +96,7 @@ def run_job(job: Job, root: Path) -> float:
     """Run one job to completion; its JSON goes to <key>.json, its messages to <key>.log. Seconds taken."""
     folder = job.folder(root)
     folder.parent.mkdir(parents=True, exist_ok=True)
+    job.settings_path(root).write_text(json.dumps(job.settings(root)) + "\n")
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                PYTHONPATH=os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")])))
     start = time.monotonic()
@@ -94,12 +124,15 @@ def run_jobs(jobs: list[Job], root: Path, parallel: int,
     checkpoints: `after` dependencies are expressed by order and run in waves, see `waves`)."""
     for wave in waves(jobs):
         todo = [job for job in wave if not job.done(root)]
-        with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-            futures = {pool.submit(run_job, job, root): job for job in todo}
-            for future, job in futures.items():
-                seconds = future.result()  # re-raises a failed job's RunError
+        pool = ThreadPoolExecutor(max_workers=max(1, parallel))
+        futures = {pool.submit(run_job, job, root): job for job in todo}
+        try:
+            for future in as_completed(futures):  # report each as it ends, not in submission order
+                seconds = future.result()  # a failed job's RunError: stop at once, not after the wave
                 if on_done is not None:
-                    on_done(job, seconds)
+                    on_done(futures[future], seconds)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)  # jobs not started yet are dropped
 
 
 def waves(jobs: list[Job]) -> list[list[Job]]:

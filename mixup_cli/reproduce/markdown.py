@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+from ..seeds import format_mean_std as pm
+
 RENDERERS: dict[str, Callable[[dict], list[str]]] = {}
 
 
@@ -11,13 +13,6 @@ def renders(name: str):
         RENDERERS[name] = function
         return function
     return decorate
-
-
-def pm(stat: dict, digits: int = 2) -> str:
-    """'mean ± std' of a mean_std dict; '-' when there is nothing."""
-    if not stat or stat.get("mean") is None:
-        return "-"
-    return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
 
 
 def table(header: list[str], rows: list[list]) -> list[str]:

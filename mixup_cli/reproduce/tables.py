@@ -232,13 +232,15 @@ def table2_plan(scale: str, seeds: list[int], options: dict) -> list[Job]:
 
 
 def table2_report(scale: str, seeds: list[int], options: dict, root: Path) -> dict:
-    from ..corrupt_labels import aggregate_seeds
+    from ..corrupt_labels import PAPER_TABLE2, aggregate_seeds
 
     results = [row for s in seeds for row in read_result(corruption_job(scale, s, options), root)["rows"]]
     near_chance = 0.9 * 90.0  # both datasets have ten classes
     flagged = [f"{r['method']} at {r['fraction']:.0%}: last test error {r['last_test_error']:.1f}"
                for r in results if r["last_test_error"] >= near_chance]
     rows = aggregate_seeds([{"rows": [r for r in results if r["last_test_error"] < near_chance]}])
+    for row in rows:  # the report prints the paper's CIFAR-10 numbers beside any scale's, labelled as such
+        row["paper"] = PAPER_TABLE2.get((row["fraction"], row["method"]))
     holds = {}
     for fraction in sorted({r["fraction"] for r in rows}):
         by = {r["method"]: r for r in rows if r["fraction"] == fraction}
