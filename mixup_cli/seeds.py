@@ -32,6 +32,14 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
+def seeds_for(seeds_text: str, overrides: dict) -> list[int]:
+    """The seeds of a --seeds command, refusing a --seed beside them."""
+    seeds = parse_seeds(seeds_text)
+    if overrides.get("seed") is not None:
+        raise ConfigError("--seed and --seeds both given; pass one of them")
+    return seeds
+
+
 def seed_dir(root: Path, seed: int) -> Path:
     return Path(root) / f"seed-{seed}"
 

@@ -108,11 +108,9 @@ def _run_seeds(config_path: Optional[Path], overrides: dict, seeds_text: str, re
     """--seeds: the experiment once per seed under --out/seed-N, then Table 2's rows over the seeds."""
     from ..corrupt_labels import EXPERIMENT, aggregate_seeds
     from ..errors import ConfigError
-    from ..seeds import parse_seeds, seed_dir, write_aggregate
+    from ..seeds import seed_dir, seeds_for, write_aggregate
 
-    seeds = parse_seeds(seeds_text)
-    if overrides.get("seed") is not None:
-        raise ConfigError("--seed and --seeds both given; pass one of them")
+    seeds = seeds_for(seeds_text, overrides)
     if not overrides.get("out"):
         raise ConfigError("--seeds needs --out DIR, the folder that holds one experiment per seed")
     root = Path(overrides["out"])

@@ -87,11 +87,9 @@ def _train_seeds(config_path: Optional[Path], overrides: dict, seeds_text: str, 
 
     from ..errors import ConfigError
     from ..runs import LAST, SUMMARY, run_path
-    from ..seeds import aggregate_runs, parse_seeds, seed_dir, write_aggregate
+    from ..seeds import aggregate_runs, seed_dir, seeds_for, write_aggregate
 
-    seeds = parse_seeds(seeds_text)
-    if overrides.get("seed") is not None:
-        raise ConfigError("--seed and --seeds both given; pass one of them")
+    seeds = seeds_for(seeds_text, overrides)
     if resume and not overrides.get("out"):
         raise ConfigError("--resume --seeds needs --out DIR, the folder holding the seed runs")
     from ..distributed import from_environment
