@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import numbers
 import os
+import shutil
 import tempfile
 import time
 import zipfile
@@ -68,10 +69,40 @@ def save_atomic(payload: dict, path: Union[str, Path], what: str, hint: str = ""
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         raise RunError(f"could not write {what} '{path}': {exc.strerror or exc}{hint}") from None
+    except RuntimeError as exc:  # torch's zip writer reports a failed write (ENOSPC, EIO) as a RuntimeError
+        Path(tmp).unlink(missing_ok=True)
+        if not _write_failed(exc, path.parent):
+            raise
+        raise RunError(f"could not write {what} '{path}': {_write_problem(path.parent)}{hint}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+LOW_SPACE = 1 << 20  # a filesystem with less free space than this (bytes) is taken to be full
+
+
+def _free_bytes(folder: Path) -> Optional[int]:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
+def _write_failed(exc: RuntimeError, folder: Path) -> bool:
+    """Whether torch.save's RuntimeError is a failed write to disk rather than a bug or a bad payload."""
+    text = str(exc)
+    free = _free_bytes(folder)
+    return ("unexpected pos" in text or "write failed" in text or "No space left" in text
+            or (free is not None and free < LOW_SPACE))
+
+
+def _write_problem(folder: Path) -> str:
+    free = _free_bytes(folder)
+    if free is None or free < LOW_SPACE:
+        return "No space left on device"
+    return "the write failed (disk full, quota exceeded or an I/O error)"
 
 
 def save_checkpoint(payload: dict, path: Union[str, Path]) -> None:
@@ -81,7 +112,8 @@ def save_checkpoint(payload: dict, path: Union[str, Path]) -> None:
     full = _moved({"format": FORMAT, "version": VERSION,
                    **{k: v for k, v in payload.items() if k not in (CHECKSUM, "path")}}, "cpu")
     full[CHECKSUM] = payload_checksum(full)
-    save_atomic(full, path, "checkpoint", "; the previous checkpoint is kept. Free disk space or choose another --out")
+    kept = "the previous checkpoint is kept" if Path(path).is_file() else "no checkpoint is saved yet"
+    save_atomic(full, path, "checkpoint", f"; {kept}. Free disk space or choose another --out")
 
 
 def link_checkpoint(source: Union[str, Path], path: Union[str, Path], payload: dict) -> None:
@@ -97,6 +129,37 @@ def link_checkpoint(source: Union[str, Path], path: Union[str, Path], payload: d
     except OSError:
         tmp.unlink(missing_ok=True)
         save_checkpoint(payload, path)
+
+
+def _held_epoch(best: Path, last: Path, last_epoch: int) -> Optional[int]:
+    """The epoch `best` holds: last.pt's when it is a link to it, else read from it; None if unreadable."""
+    try:
+        if os.path.samefile(best, last):
+            return last_epoch
+    except OSError:
+        return None
+    try:
+        return load_checkpoint(best)["epoch"]
+    except ConfigError:
+        return None
+
+
+def repair_best(last: Union[str, Path], best: Union[str, Path], payload: dict, best_epoch: Optional[int]) -> str:
+    """Make `best` hold epoch `best_epoch` (the run's best, as last.pt records it) when a kill between
+    the last.pt and best.pt writes left it behind: link it to `last` when last.pt (`payload`) is the end
+    of that epoch. '' when nothing was wrong; else a line saying what was done or could not be."""
+    last, best = Path(last), Path(best)
+    if best_epoch is None:
+        return ""
+    held = _held_epoch(best, last, payload["epoch"]) if best.is_file() else None
+    if held == best_epoch:
+        return ""
+    was = f"held epoch {held}" if held is not None else ("was missing" if not best.is_file() else "was unreadable")
+    if payload["epoch"] == best_epoch and payload["state"].get("step", 0) == 0:
+        link_checkpoint(last, best, payload)
+        return f"repaired {best}: it {was}, the run's best is epoch {best_epoch} (now linked to {last.name})"
+    return (f"warning: {best} {was}, but the run's best is epoch {best_epoch}, which no checkpoint here holds; "
+            f"it is left as it is")
 
 
 class SaveCadence:

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
-from .errors import ConfigError
+from .errors import ConfigError, RunError
 
 CONFIG, METRICS, LAST, BEST, SUMMARY = "config.yaml", "metrics.jsonl", "last.pt", "best.pt", "summary.json"
 EXPERIMENT = "experiment.yaml"  # a corrupt-labels experiment's config
@@ -61,7 +61,9 @@ class RunKind:
     own: Optional[tuple] = None  # names whose presence means the directory is occupied; None: anything
 
 
-TRAIN_RUN = RunKind("run", "a run", (LAST, CONFIG), CONFIG, default_run_name, (LAST, BEST, METRICS, SUMMARY))
+# A run is its checkpoints: a folder whose first checkpoint never got written (a full disk, a kill in epoch 1)
+# holds only config.yaml and perhaps metrics.jsonl, nothing to resume, and a new run may start there.
+TRAIN_RUN = RunKind("run", "a run", (LAST, CONFIG), CONFIG, default_run_name, (LAST, BEST, SUMMARY))
 GAN_EXPERIMENT = RunKind("experiment", "results", (CONFIG,), CONFIG,
                          lambda c: f"gan-{c.dataset}-{time.strftime('%Y%m%d-%H%M%S')}",
                          (CONFIG, SUMMARY, "real.csv", "runs"))
@@ -102,7 +104,9 @@ def check_out(kind: RunKind, directory: Path, resume: bool, force: bool) -> None
     if resume:
         for name in kind.needs:
             if not (directory / name).is_file():
-                raise ConfigError(f"--resume: '{directory}' holds no {name}, so no {kind.noun} to resume; "
+                again = "" if not directory.is_dir() or holds(kind, directory) else \
+                    " (it saved nothing to resume from: start it again without --resume)"
+                raise ConfigError(f"--resume: '{directory}' holds no {name}, so no {kind.noun} to resume{again}; "
                                   f"check --out")
         return
     if directory.exists() and not directory.is_dir():
@@ -275,6 +279,25 @@ def clear_run(run_dir: Path) -> None:
         (Path(run_dir) / name).unlink(missing_ok=True)
 
 
+# Temporary files this package's atomic writes make beside a run's files (checkpoint.save_atomic,
+# checkpoint.link_checkpoint, write_text_atomic); a SIGKILL mid-write leaves them behind.
+ORPHAN_PATTERNS = tuple(f".{name}.*.tmp" for name in (LAST, BEST)) + tuple(
+    f".{name}.*.link" for name in (LAST, BEST)) + tuple(f".{name}.tmp" for name in (CONFIG, METRICS, SUMMARY))
+
+
+def remove_orphans(run_dir: Path) -> list:
+    """Delete the temporary files killed writes left in `run_dir` (only ORPHAN_PATTERNS, only regular
+    files directly inside it); the names removed. Call it while holding the directory's lock."""
+    removed = []
+    for pattern in ORPHAN_PATTERNS:
+        for path in sorted(Path(run_dir).glob(pattern)):
+            if path.is_file() and not path.is_symlink():
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                    removed.append(path.name)
+    return removed
+
+
 @contextlib.contextmanager
 def removing_new_empty_dirs(path):
     """Run a block that may create the folder `path`. If the block fails, the folders it created
@@ -315,9 +338,15 @@ def write_config(run_dir: Path, config_dict: dict) -> None:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
+    """Write `text` to a temporary file beside `path` and rename it; a failed write leaves no temporary file."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise RunError(f"could not write '{path}': {exc.strerror or exc}; free disk space or choose another "
+                       f"--out") from None
 
 
 def append_metrics(run_dir: Path, record: dict) -> None:

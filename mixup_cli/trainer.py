@@ -14,6 +14,7 @@ import dataclasses
 import json
 import math
 import resource
+import sys
 import time
 from pathlib import Path
 from typing import Callable, Optional
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 
 from . import errors, runs
-from .checkpoint import SaveCadence, link_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import SaveCadence, link_checkpoint, load_checkpoint, repair_best, save_checkpoint
 from .config import TrainConfig, to_dict, validate
 from .data import get_dataset
 from .data.batches import make_batches
@@ -31,6 +32,7 @@ from .devices import resolve_device
 from .distributed import from_environment, rank_device
 from .errors import ConfigError, RunError
 from .evaluation import evaluate
+from .logging_sinks import Sinks, open_sinks
 from .mixing import build_mixer
 from .models import Normalized, build_model, count_parameters
 from .models.base import CompiledStages
@@ -55,6 +57,9 @@ class TrainCallbacks:
     def on_step(self, epoch: int, step: int, steps: int, loss: float, samples_per_second: float) -> None: ...
 
     def on_epoch(self, record: dict) -> None: ...
+
+    def on_prepare(self, what: str, done: int, total: int) -> None:
+        """Progress of slow set-up work before the first step (e.g. "knn neighbours", rows done of total)."""
 
 
 @dataclasses.dataclass
@@ -227,6 +232,15 @@ class _Recipe:
                               f"again with --force") from None
         if self.dist.is_main:  # metrics.jsonl may run ahead of last.pt (written on a cadence): cut it back
             runs.rewrite_metrics(self.run_dir, _with_logged_timings(self.state.history, self.run_dir))
+            self._repair_after_kill(payload)
+
+    def _repair_after_kill(self, payload: dict) -> None:
+        """What a SIGKILL mid-save leaves: temporary files, and best.pt behind the best epoch last.pt records."""
+        runs.remove_orphans(self.run_dir)
+        best_epoch = payload.get("best_epoch", runs.history_statistics(self.state.history)["best_epoch"])
+        note = repair_best(self.run_dir / runs.LAST, self.run_dir / runs.BEST, payload, best_epoch)
+        if note:
+            print(note, file=sys.stderr)
 
     def _setup_batches(self) -> None:
         config, speed, device = self.config, self.speed, self.device
@@ -255,7 +269,8 @@ class _Recipe:
         self.compile_counts = _compile_counts() if speed.compile_mode is not None else None
 
     def _setup_mixing(self) -> None:
-        self.mixer = build_mixer(self.config, model=self.model, train_set=self.train_set, device=self.device)
+        self.mixer = build_mixer(self.config, model=self.model, train_set=self.train_set, device=self.device,
+                                 on_prepare=getattr(self.callbacks, "on_prepare", None))
         self.skip_nonfinite = self.config.on_nonfinite == "skip"
         self.parameters = [p for p in self.model.parameters() if p.requires_grad]
         self.buffers = list(self.model.buffers())  # BatchNorm's running statistics: a skipped step must not move them
@@ -267,6 +282,9 @@ class _Recipe:
             if not resume:
                 runs.clear_run(self.run_dir)  # the run that --force replaces
             runs.write_config(self.run_dir, to_dict(config))
+        # --log: the epochs metrics.jsonl holds now (a resume's, cut back to its checkpoint) start each sink
+        self.sinks = open_sinks(config.log, self.run_dir, runs.read_metrics(self.run_dir), to_dict(config)) \
+            if dist.is_main else Sinks([])
         self.callbacks.on_start({
             "device": str(self.device), "parameters": count_parameters(self.model), "steps_per_epoch": self.steps,
             "train_size": len(self.train_set), "test_size": len(self.test_set), "start_epoch": state.epoch,
@@ -279,10 +297,13 @@ class _Recipe:
     def run(self) -> dict:
         self.best = min((r["test_error"] for r in self.state.history), default=math.inf)
         self.model.train()
-        for epoch in range(self.state.epoch, self.config.epochs):
-            trained = self._train_epoch(epoch)
-            record = self._evaluate_epoch(epoch, trained)
-            self._end_epoch(epoch, record)
+        try:
+            for epoch in range(self.state.epoch, self.config.epochs):
+                trained = self._train_epoch(epoch)
+                record = self._evaluate_epoch(epoch, trained)
+                self._end_epoch(epoch, record)
+        finally:  # an interrupted run too: every finished epoch is in the sinks' files
+            self.sinks.close()
         return self._summary()
 
     def _train_epoch(self, epoch: int) -> dict:
@@ -406,6 +427,7 @@ class _Recipe:
         record["checkpoint_seconds"] = self._save(last_epoch or stop, improved) if self.dist.is_main else 0.0
         if self.dist.is_main:
             runs.append_metrics(self.run_dir, record)
+            self.sinks.log(record)
         self.callbacks.on_epoch(record)
         if stop:
             raise Interrupted(self.run_dir / runs.LAST, epoch + 1, 0)
@@ -433,7 +455,8 @@ class _Recipe:
                                                         "pixel_levels": spec.pixel_levels},
                 "config": to_dict(self.config), "method": self.config.method, "state_dict": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "state": dataclasses.asdict(self.state),
-                "epoch": self.state.epoch}
+                "epoch": self.state.epoch,  # best.pt must hold best_epoch (a resume repairs it: _repair_after_kill)
+                "best_epoch": runs.history_statistics(self.state.history)["best_epoch"]}
 
     def _summary(self) -> dict:
         dist, device = self.dist, self.device

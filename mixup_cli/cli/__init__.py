@@ -9,7 +9,7 @@ import typer
 
 from . import eval as eval_command
 from . import gan as gan_command
-from . import attack, corrupt_labels, listing, reproduce, train
+from . import attack, corrupt_labels, export, listing, reproduce, train
 from .helpscreen import MixupCommand, MixupGroup
 
 app = typer.Typer(
@@ -43,7 +43,8 @@ def _root(version: bool = typer.Option(False, "--version", callback=_print_versi
 for _name, _module, _function in (("train", train, "train"), ("eval", eval_command, "eval_checkpoints"),
                                    ("list", listing, "list_registered"), ("attack", attack, "attack"),
                                    ("corrupt-labels", corrupt_labels, "corrupt_labels"),
-                                   ("gan", gan_command, "gan"), ("reproduce", reproduce, "reproduce")):
+                                   ("gan", gan_command, "gan"), ("reproduce", reproduce, "reproduce"),
+                                   ("export", export, "export")):
     app.command(_name, help=_module.HELP, cls=MixupCommand)(getattr(_module, _function))
 
 

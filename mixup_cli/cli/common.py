@@ -131,6 +131,7 @@ class ProgressView:
 
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=console)
+        self._prepare: dict = {}  # on_prepare's work: what -> [task, start time, estimate printed]
 
     def __enter__(self):
         self.progress.start()
@@ -141,6 +142,26 @@ class ProgressView:
 
     def stop(self):
         self.progress.stop()
+
+    def on_prepare(self, what: str, done: int, total: int) -> None:
+        """A bar for slow set-up work (knn's neighbour lists), and once its first block is done, an estimate."""
+        import time
+
+        tasks = self._prepare
+        if what not in tasks:
+            tasks[what] = [self.progress.add_task(what, total=total, info=""), time.perf_counter(), False]
+        task, started, told = tasks[what]
+        self.progress.update(task, completed=done)
+        if 0 < done < total and not told:
+            left = (time.perf_counter() - started) * (total - done) / done
+            self.progress.console.print(f"{what}: {total:,} examples, about {_duration(left)} left")
+            tasks[what][2] = True
+        if done >= total:
+            self.progress.remove_task(task)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
 def _flag_name(name: str) -> str:

@@ -35,7 +35,7 @@ class TrainConfig:
 
     # Keys a resumed run may change; any other difference from the run's saved config is refused.
     RESUMABLE = ("epochs", "device", "out", "workers", "eval_batch_size", "threads", "compile",
-                 "data_on_device", "on_nonfinite", "save_every")
+                 "data_on_device", "on_nonfinite", "save_every", "log")
 
     dataset: str = option("digits", "Dataset name from the registry (`mixup list datasets`), or csv:PATH.",
                           panel="Common")
@@ -156,6 +156,9 @@ class TrainConfig:
     out: Optional[str] = option(None, "Run directory; by default a new folder under $MIXUP_RUNS_DIR when set, "
                                 "else under runs/.", panel="Common", path="dir", env_root=RUNS_DIR_ENV,
                                 shown_default="runs/<dataset>-<model>-<method>[-a<alpha>]-<date>-<time>")
+    log: list[str] = option([], "Experiment tracking beside metrics.jsonl, e.g. csv,tensorboard: csv (timm's "
+                            "summary.csv in the run directory), tensorboard (event files under <run>/tensorboard/), "
+                            "wandb (when installed).", choices=["csv", "tensorboard", "wandb"], panel="Run")
     labels: Optional[str] = option(None, "Train on the labels of this file (`mixup corrupt-labels --save-labels`, "
                                          "§3.4) instead of the dataset's own.", panel="Data", path="file",
                                    must_exist="write one with mixup corrupt-labels --save-labels")
@@ -172,6 +175,7 @@ class TrainConfig:
     def check(self) -> None:
         from ..data import get_dataset
         from ..devices import check_device_name
+        from ..logging_sinks import check_sinks
         from ..mixing.checks import check_mixing
         from ..models import MODELS
 
@@ -181,6 +185,7 @@ class TrainConfig:
                               f"under --data-dir")
         MODELS.get(self.model)
         check_device_name(self.device)
+        check_sinks(self.log)
         check_mixing(self, spec)
         if self.milestones and sorted(self.milestones) != self.milestones:
             raise ConfigError(f"config key 'milestones' must be increasing, got {self.milestones}")

@@ -135,16 +135,18 @@ class Mixer:
 
 
 def build_mixer(config, model: Optional[torch.nn.Module] = None, train_set=None,
-                device: Optional[torch.device] = None) -> Mixer:
+                device: Optional[torch.device] = None, on_prepare: Optional[Callable] = None) -> Mixer:
     """The batch transform a training run uses, from a validated TrainConfig.
 
     Every training path calls what this returns; ERM is alpha = 0 of it, not another loop. `model`
-    gives the mixing points for manifold mixing, `train_set` the examples knn pairs with.
+    gives the mixing points for manifold mixing, `train_set` the examples knn pairs with;
+    `on_prepare(what, done, total)` reports the progress of slow preparation (knn's neighbour lists).
     """
     get = lambda key, default: getattr(config, key, default)  # noqa: E731  configs from older versions
     where = get("mix_where", "input")
     pairing = PAIRINGS.get(get("mix_pairs", "rp"))(same_class=get("mix_classes", "ac") == "sc",
-                                                   train_set=train_set, k=get("knn_k", 200), device=device)
+                                                   train_set=train_set, k=get("knn_k", 200), device=device,
+                                                   on_prepare=on_prepare)
     points = list(getattr(model, "mixing_points", [0])) if model is not None else [0]
     combine, switch = _combines(get)
     return Mixer(pairing, combine, PLACEMENTS.get(where),

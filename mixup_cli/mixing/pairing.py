@@ -7,7 +7,7 @@ from the whole training set, as nearest neighbours are).
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 
@@ -63,14 +63,18 @@ class RandomPairs:
 
 
 def nearest_neighbours(features: torch.Tensor, labels: torch.Tensor, k: int, same_class: bool,
-                       chunk: int = 1024) -> torch.Tensor:
+                       chunk: int = 1024, progress: Optional[Callable[[int, int], None]] = None) -> torch.Tensor:
     """[N, k] indices of each row's k nearest other rows (Euclidean), optionally within its class.
 
-    Computed in row chunks on the features' device so a CIFAR-sized set never holds an N x N matrix.
+    Computed in row chunks on the features' device so a CIFAR-sized set never holds an N x N matrix
+    (a chunk x N block at a time); `progress(rows_done, N)` before the first chunk and after each (the
+    work is quadratic in N: minutes on a CPU at 50k images, so callers show it).
     """
     features = features.reshape(features.shape[0], -1).float()
     squared = (features * features).sum(1)
     out = torch.empty(features.shape[0], k, dtype=torch.long, device=features.device)
+    if progress is not None:
+        progress(0, features.shape[0])
     for start in range(0, features.shape[0], chunk):
         rows = features[start:start + chunk]
         dist = squared[start:start + chunk, None] - 2 * rows @ features.T + squared[None, :]
@@ -79,6 +83,8 @@ def nearest_neighbours(features: torch.Tensor, labels: torch.Tensor, k: int, sam
         if same_class:
             dist.masked_fill_(labels[start:start + chunk, None] != labels[None, :], float("inf"))
         out[start:start + chunk] = dist.topk(k, dim=1, largest=False).indices
+        if progress is not None:
+            progress(min(start + chunk, features.shape[0]), features.shape[0])
     return out
 
 
@@ -92,7 +98,8 @@ class NeighbourPairs:
 
     needs_index = True
 
-    def __init__(self, same_class: bool = False, train_set=None, k: int = 200, device=None, **_):
+    def __init__(self, same_class: bool = False, train_set=None, k: int = 200, device=None,
+                 on_prepare: Optional[Callable[[str, int, int], None]] = None, **_):
         from ..data import TensorSplit
 
         if not isinstance(train_set, TensorSplit):
@@ -105,7 +112,9 @@ class NeighbourPairs:
         if self.k < 1:
             raise ConfigError("mix_pairs knn found no neighbours (a class with one example); use mix_pairs rp")
         self.split = split
-        self.neighbours = nearest_neighbours(split.to_raw(split.inputs), split.labels, self.k, same_class)
+        progress = (lambda done, total: on_prepare("knn neighbours", done, total)) if on_prepare else None
+        self.neighbours = nearest_neighbours(split.to_raw(split.inputs), split.labels, self.k, same_class,
+                                             progress=progress)
 
     def __call__(self, inputs, labels, index, generator) -> Partners:
         if index is None:
