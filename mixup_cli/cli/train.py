@@ -196,7 +196,9 @@ def render_summary(summary: dict) -> None:
         value = summary.get(key)
         if key not in summary or (value is None and key == "validation_error"):
             continue
-        if isinstance(value, float):
+        if key in ("samples_per_second", "peak_memory_mb") and value is not None:
+            value = f"{value:,.0f}"
+        elif isinstance(value, float):
             value = f"{value:.2f}" if key.endswith("error") or key.endswith("seconds") else f"{value:.4g}"
         table.add_row(key, "-" if value is None else str(value))
     console.print(table)
