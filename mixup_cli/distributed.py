@@ -95,3 +95,12 @@ def rank_device(device: torch.device, dist: Dist) -> torch.device:
         device = torch.device("cuda", dist.local_rank)
         torch.cuda.set_device(device)
     return device
+
+
+def finish() -> None:
+    """End a torchrun process group cleanly: every rank waits for the others, then the group is
+    destroyed. Exiting with gloo's connections still open lets a rank whose peer has already gone
+    abort (SIGABRT) after a successful run."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()

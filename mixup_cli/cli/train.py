@@ -53,13 +53,18 @@ def train(
         if print_config:
             return echo_config(config)
         summary = _train_one(config, resume, force)
-        if summary is None:
-            return  # only rank 0 reports
-        render_summary(summary)
-        if json_output:
-            print_json(summary)
+        if summary is not None:  # only rank 0 reports
+            render_summary(summary)
+            if json_output:
+                print_json(summary)
 
-    run_guarded(debug, body)
+    def body_then_finish():
+        from ..distributed import finish
+
+        body()
+        finish()  # under torchrun: every rank leaves together
+
+    run_guarded(debug, body_then_finish)
 
 
 def _train_one(config: TrainConfig, resume: bool, force: bool, resume_command: Optional[str] = None) -> Optional[dict]:
