@@ -59,10 +59,13 @@ def train(
                 print_json(summary)
 
     def body_then_finish():
-        from ..distributed import finish
+        import sys
 
         body()
-        finish()  # under torchrun: every rank leaves together
+        if "torch.distributed" in sys.modules:  # a process group can exist only once a run has loaded torch
+            from ..distributed import finish
+
+            finish()  # under torchrun: every rank leaves together
 
     run_guarded(debug, body_then_finish)
 
