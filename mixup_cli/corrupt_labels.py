@@ -226,7 +226,8 @@ def train_config(config: CorruptLabelsConfig, fraction: float, method: str, run_
     alpha, dropout = METHODS.get(method).settings(config, fraction)
     shared = {k: getattr(config, k) for k in (
         "dataset", "data_dir", "model", "model_options", "epochs", "batch_size", "eval_batch_size", "optimizer",
-        "lr", "momentum", "weight_decay", "schedule", "milestones", "gamma", "seed", "device", "bf16", "workers")}
+        "lr", "momentum", "weight_decay", "schedule", "milestones", "gamma", "seed", "device", "bf16", "workers",
+        "log")}
     return resolve_config(TrainConfig, overrides={**shared, "alpha": alpha, "dropout": dropout, "out": str(run_dir),
                                                   "labels": str(labels_path)})
 

@@ -85,3 +85,18 @@ def test_a_missing_tensorboard_is_one_line_naming_pip_install_before_training(cl
 def test_log_refuses_an_unknown_sink(cli, tmp_path):
     result = cli("train", "--log", "mlflow", "--out", tmp_path / "run")
     assert result.exit_code != 0 and "csv, tensorboard, wandb" in result.stderr
+
+
+def test_corrupt_labels_sub_runs_log_too(cli, tmp_path):
+    """--log on the Table 2 experiment reaches every sub-run's own run directory."""
+    import csv
+
+    out = tmp_path / "t2"
+    result = cli("corrupt-labels", "--dataset", "digits", "--model", "small-cnn", "--epochs", "2", "--milestones", "1",
+                 "--fraction", "0.5", "--methods", "erm,mixup", "--log", "csv", "--out", out)
+    assert result.exit_code == 0, result.stderr
+    for method in ("erm", "mixup"):
+        run = out / "fraction-0.5" / method
+        with open(run / "summary.csv", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        assert [int(r["epoch"]) for r in rows] == [1, 2]

@@ -65,7 +65,7 @@ class CorruptLabelsConfig:
 
     # Keys a resumed experiment may change: where and how it runs, which (fraction, method) pairs, and
     # (only upwards, as `mixup train --resume` allows) the epochs.
-    RESUMABLE = ("device", "workers", "eval_batch_size", "out", "data_dir", "fraction", "methods", "epochs")
+    RESUMABLE = ("device", "workers", "eval_batch_size", "out", "data_dir", "fraction", "methods", "epochs", "log")
 
     dataset: str = _recipe("dataset", "cifar10")
     data_dir: Optional[str] = _recipe("data_dir")
@@ -97,6 +97,7 @@ class CorruptLabelsConfig:
     device: str = _recipe("device")
     bf16: Optional[bool] = same_option(TrainConfig, "bf16")
     workers: Optional[int] = same_option(TrainConfig, "workers")
+    log: list[str] = same_option(TrainConfig, "log")  # each sub-run logs into its own run directory
     out: Optional[str] = option(None, "Experiment directory; default runs/corrupt-labels-<dataset>-<time> "
                                       "(under $MIXUP_RUNS_DIR instead of runs/ when set).", env_root=RUNS_DIR_ENV)
 
