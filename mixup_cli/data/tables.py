@@ -41,14 +41,28 @@ def split_indices(labels: np.ndarray) -> dict[str, np.ndarray]:
 
 def _split(features: np.ndarray, labels: np.ndarray, split: str) -> TensorSplit:
     index = split_indices(labels)[split]
-    return TensorSplit(torch.from_numpy(features[index].astype(np.float32)), torch.from_numpy(labels[index]))
+    inputs = features[index].astype(np.float32, copy=False)  # indexing already copied: no second copy
+    return TensorSplit(torch.from_numpy(inputs), torch.from_numpy(labels[index]))
+
+
+STATISTICS_BLOCK_ROWS = 4096
 
 
 def training_statistics(features: np.ndarray, labels: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    train = features[split_indices(labels)["train"]].astype(np.float64)
-    std = train.std(axis=0)
+    """Per-feature mean and (population) std of the training split, summed in float64 a block of rows at a
+    time, so the float32 table is never copied whole into float64."""
+    train = split_indices(labels)["train"]
+    blocks = [train[i:i + STATISTICS_BLOCK_ROWS] for i in range(0, len(train), STATISTICS_BLOCK_ROWS)]
+    total = np.zeros(features.shape[1], dtype=np.float64)
+    for rows in blocks:
+        total += features[rows].sum(axis=0, dtype=np.float64)
+    mean = total / len(train)
+    squares = np.zeros_like(mean)
+    for rows in blocks:
+        squares += np.square(features[rows].astype(np.float64) - mean).sum(axis=0)
+    std = np.sqrt(squares / len(train))
     std[std == 0] = 1.0  # a constant column stays as it is
-    return tuple(float(v) for v in train.mean(axis=0)), tuple(float(v) for v in std)
+    return tuple(float(v) for v in mean), tuple(float(v) for v in std)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -103,31 +117,59 @@ for _name, (_loader_name, _classes, _mean, _std) in SKLEARN_TABLES.items():
 # ---------------------------------------------------------------------------------------------
 # csv:PATH
 
+CHUNK_CELLS = 1 << 18  # cells parsed per block: about 15 MB of Python strings at a time, whatever the file
+
+
 @lru_cache(maxsize=8)
 def _read_csv(path: str, mtime_ns: int, size: int) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """(features float32 N x F, labels int64, class names); cached per file version."""
-    rows = _csv_rows(path)
-    if len(rows) < 2:
-        raise ConfigError(f"CSV '{path}' needs a header row and data rows; it has {len(rows)} row(s)")
-    header = [h.strip() for h in rows[0]]
-    label_at = header.index(LABEL_COLUMN) if LABEL_COLUMN in header else len(header) - 1
+    return read_csv_table(path)
+
+
+def read_csv_table(path: str, chunk_rows: int | None = None) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Parse a CSV table block by block straight into one float32 array (issue 21, item 9).
+
+    The rows are read with the csv module a block of `chunk_rows` rows at a time (by default about 260,000
+    cells), each block is converted to float32 at once, and written into an array sized from the file's line
+    count, so the peak is the float32 table plus one block, not a Python string per cell. Values are those of
+    float(cell) rounded to float32, as a cell-by-cell parse gives."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            rows = (row for row in csv.reader(handle) if row and any(cell.strip() for cell in row))
+            header = [h.strip() for h in next(rows, [])]
+            if not header:
+                raise ConfigError(f"CSV '{path}' needs a header row and data rows; it has 0 row(s)")
+            label_at = header.index(LABEL_COLUMN) if LABEL_COLUMN in header else len(header) - 1
+            names = header[:label_at] + header[label_at + 1:]
+            width = len(names)
+            chunk_rows = chunk_rows or max(1, CHUNK_CELLS // max(width, 1))
+            features = np.empty((max(_line_count(path) - 1, 0), width), dtype=np.float32)
+            raw_labels: list[str] = []
+            block: list[list[str]] = []
+            filled = 0
+            for r, row in enumerate(rows, start=2):
+                if len(row) != len(header):
+                    raise ConfigError(f"CSV '{path}' line {r} has {len(row)} cells, the header has {len(header)}")
+                raw_labels.append(row[label_at].strip())
+                del row[label_at]
+                block.append(row)
+                if len(block) == chunk_rows:
+                    features = _store_block(features, filled, block, path, names, first_line=filled + 2)
+                    filled += len(block)
+                    block = []
+            if block:
+                features = _store_block(features, filled, block, path, names, first_line=filled + 2)
+                filled += len(block)
+    except UnicodeDecodeError:
+        raise ConfigError(f"CSV '{path}' is not UTF-8 text ({_first_non_utf8(path)}, as latin-1 or Windows files "
+                          f"have); save it as UTF-8 (e.g. iconv -f latin1 -t utf-8 in.csv > out.csv) and "
+                          f"retry") from None
+    if filled == 0:
+        raise ConfigError(f"CSV '{path}' needs a header row and data rows; it has 1 row(s)")
     if len(header) < 2:
         raise ConfigError(f"CSV '{path}' needs at least one feature column besides the label column")
-    features = np.empty((len(rows) - 1, len(header) - 1), dtype=np.float32)
-    raw_labels = []
-    for r, row in enumerate(rows[1:], start=2):
-        if len(row) != len(header):
-            raise ConfigError(f"CSV '{path}' line {r} has {len(row)} cells, the header has {len(header)}")
-        cells = [c.strip() for c in row]
-        raw_labels.append(cells[label_at])
-        values = cells[:label_at] + cells[label_at + 1:]
-        names = header[:label_at] + header[label_at + 1:]
-        for c, (name, cell) in enumerate(zip(names, values)):
-            try:
-                features[r - 2, c] = float(cell)
-            except ValueError:
-                raise ConfigError(f"CSV '{path}' line {r}, column '{name}': {cell!r} is not a number "
-                                  f"(features must be numeric and complete)") from None
+    if filled < len(features):  # blank lines (or quoted line breaks) made the line count an overestimate
+        features = features[:filled].copy()
     if not np.isfinite(features).all():
         raise ConfigError(f"CSV '{path}' has NaN or infinite feature values; fill or drop those rows")
     classes = _sorted_classes(raw_labels)
@@ -135,16 +177,40 @@ def _read_csv(path: str, mtime_ns: int, size: int) -> tuple[np.ndarray, np.ndarr
     return features, np.array([index[v] for v in raw_labels], dtype=np.int64), tuple(classes)
 
 
-def _csv_rows(path: str) -> list[list[str]]:
-    """The non-blank rows of a UTF-8 CSV file; a byte-order mark (as spreadsheet programs write) is dropped,
-    so it never joins the first header. Another encoding (latin-1, cp1252) is refused rather than guessed."""
+def _store_block(features: np.ndarray, at: int, block: list[list[str]], path: str, names: list[str],
+                 first_line: int) -> np.ndarray:
+    """Convert one block of feature cells to float32 into features[at:]; a bad cell gets the one-line error
+    naming its line and column."""
     try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            return [row for row in csv.reader(handle) if row and any(cell.strip() for cell in row)]
-    except UnicodeDecodeError:
-        raise ConfigError(f"CSV '{path}' is not UTF-8 text ({_first_non_utf8(path)}, as latin-1 or Windows files "
-                          f"have); save it as UTF-8 (e.g. iconv -f latin1 -t utf-8 in.csv > out.csv) and "
-                          f"retry") from None
+        values = np.array(block, dtype=np.float64)  # float(cell) for each cell, surrounding spaces allowed
+    except ValueError:
+        values = None
+    if values is None or values.shape != (len(block), len(names)):
+        for r, row in enumerate(block, start=first_line):
+            for name, cell in zip(names, row):
+                try:
+                    float(cell)
+                except ValueError:
+                    raise ConfigError(f"CSV '{path}' line {r}, column '{name}': {cell.strip()!r} is not a number "
+                                      f"(features must be numeric and complete)") from None
+        values = np.array([[float(cell) for cell in row] for row in block], dtype=np.float64).reshape(
+            len(block), len(names))
+    if at + len(block) > len(features):  # only if the line count was short; never for a plain file
+        grown = np.empty((max(2 * len(features), at + len(block)), features.shape[1]), dtype=np.float32)
+        grown[:at] = features[:at]
+        features = grown
+    features[at:at + len(block)] = values  # float64 -> float32, rounded as float32(float(cell))
+    return features
+
+
+def _line_count(path: str) -> int:
+    """Newlines in the file, plus one for a last line without one: an upper bound on its rows."""
+    count, last = 0, b"\n"
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            count += chunk.count(b"\n")
+            last = chunk[-1:]
+    return count + (last != b"\n")
 
 
 def _first_non_utf8(path: str) -> str:
