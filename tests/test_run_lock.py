@@ -107,3 +107,20 @@ def test_gan_and_corrupt_labels_refuse_a_directory_another_process_writes(tmp_pa
         lock.take(out)
         assert (out / LOCK).read_text().strip() == str(os.getpid())
     assert not (out / LOCK).exists()
+
+
+def test_resume_in_an_immutable_run_directory_is_one_line(cli, tmp_path):
+    """chattr +i stops even root from writing: the resume is refused in one line, and the run is untouched."""
+    import shutil
+
+    out = tmp_path / "run"
+    assert cli("train", "--epochs", "1", "--out", out).exit_code == 0
+    if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(out)]).returncode != 0:
+        pytest.skip("chattr +i is not available on this filesystem")
+    try:
+        before = sorted(p.name for p in out.iterdir())
+        result = cli("train", "--resume", "--epochs", "2", "--out", out)
+        assert result.exit_code == 2 and "not writable" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and sorted(p.name for p in out.iterdir()) == before
+    finally:
+        subprocess.run(["chattr", "-i", str(out)])
