@@ -156,7 +156,7 @@ def test_names_listed_in_the_help_are_the_registered_ones(cls):
 
 
 @pytest.mark.parametrize("command, panels", [("gan", ["Common", "Model", "Mixing", "Optimization", "Speed", "Run"]),
-                                             ("corrupt-labels", ["Options", "Speed"]),
+                                             ("corrupt-labels", ["Options", "Speed", "Run"]),
                                              ("eval", ["Options", "Analysis"])])
 def test_other_config_commands_share_the_help_layout(command, panels):
     result = run_at_80_columns(command, "--help")
