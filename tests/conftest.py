@@ -73,3 +73,18 @@ def digits_runs(tmp_path_factory) -> dict:
         assert result.exit_code == 0, result.stderr
         runs[method] = out
     return runs
+
+
+def wait_until(condition, proc, timeout=120):
+    """Poll `condition` while the subprocess `proc` runs; fail if it ends first or time runs out."""
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if condition():
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"the process ended early: {proc.stderr.read()}")
+        time.sleep(0.02)
+    proc.kill()
+    pytest.fail("the process did not get there in time")

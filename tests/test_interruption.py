@@ -10,7 +10,7 @@ import time
 import pytest
 import torch
 
-from conftest import SRC, THREADS_ENV, run_inprocess
+from conftest import SRC, THREADS_ENV, run_inprocess, wait_until
 from mixup_cli.config import TrainConfig, resolve_config
 from mixup_cli.errors import RunError
 from mixup_cli.trainer import TrainCallbacks, train
@@ -25,16 +25,8 @@ def start(out, *extra):
 
 
 def wait_for_epochs(out, count, proc, timeout=120):
-    deadline = time.time() + timeout
     metrics = out / "metrics.jsonl"
-    while time.time() < deadline:
-        if metrics.exists() and len(metrics.read_text().splitlines()) >= count:
-            return
-        if proc.poll() is not None:
-            pytest.fail(f"training ended early: {proc.stderr.read()}")
-        time.sleep(0.02)
-    proc.kill()
-    pytest.fail("training did not progress")
+    wait_until(lambda: metrics.exists() and len(metrics.read_text().splitlines()) >= count, proc, timeout)
 
 
 @pytest.fixture(scope="module")

@@ -5,12 +5,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import yaml
 
-from conftest import SRC, THREADS_ENV, run_inprocess
+from conftest import SRC, THREADS_ENV, run_inprocess, wait_until
 from mixup_cli.errors import ConfigError
 from mixup_cli.runs import CORRUPT_LABELS_EXPERIMENT, GAN_EXPERIMENT, LOCK, TRAIN_RUN, DirLock, holds
 
@@ -20,18 +19,6 @@ ENV = dict(os.environ, PYTHONPATH=str(SRC), COLUMNS="200", **THREADS_ENV)
 def mixup(*args):
     return subprocess.Popen([sys.executable, "-m", "mixup_cli", *map(str, args)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=ENV)
-
-
-def wait_until(condition, proc, timeout=120):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if condition():
-            return
-        if proc.poll() is not None:
-            pytest.fail(f"the first process ended early: {proc.stderr.read()}")
-        time.sleep(0.02)
-    proc.kill()
-    pytest.fail("the first process did not get there in time")
 
 
 def locked_by(out, proc):
