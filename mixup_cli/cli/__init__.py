@@ -9,7 +9,7 @@ import typer
 
 from . import eval as eval_command
 from . import gan as gan_command
-from . import attack, corrupt_labels, export, listing, reproduce, train
+from . import attack, corrupt_labels, export, listing, plot, reproduce, train
 from .helpscreen import MixupCommand, MixupGroup
 
 app = typer.Typer(
@@ -44,7 +44,7 @@ for _name, _module, _function in (("train", train, "train"), ("eval", eval_comma
                                    ("list", listing, "list_registered"), ("attack", attack, "attack"),
                                    ("corrupt-labels", corrupt_labels, "corrupt_labels"),
                                    ("gan", gan_command, "gan"), ("reproduce", reproduce, "reproduce"),
-                                   ("export", export, "export")):
+                                   ("export", export, "export"), ("plot", plot, "plot")):
     app.command(_name, help=_module.HELP, cls=MixupCommand)(getattr(_module, _function))
 
 

@@ -10,7 +10,8 @@ validation_list.txt and testing_list.txt (Table 4 reports both; the trainer eval
 Python's own `wave` module, so no ffmpeg is needed.
 
 Spectrograms as in §3.3 and the Google-commands code it used (Adi, GCommandsPytorch): STFT
-magnitude with a 20 ms Hamming window and 10 ms hop (320/160 samples at 16 kHz), log(1 + |X|),
+magnitude (torchaudio.transforms.Spectrogram, centred frames, reflect padding) with a 20 ms Hamming
+window and 10 ms hop (320/160 samples at 16 kHz), log(1 + |X|),
 normalized to zero mean and unit variance per utterance, then zero-padded (or cut) to 101 frames.
 The 320-point FFT gives 161 frequency bins; the Nyquist bin is dropped to reach the paper's 160,
 so every input is 1 x 160 x 101. mixup then mixes these spectrograms, the level the paper used.
@@ -92,9 +93,7 @@ def spectrograms(waves: list[np.ndarray]) -> torch.Tensor:
         w = torch.from_numpy(w[:length])
         batch[i, :len(w)] = w
         valid[i] = min(FRAMES, 1 + len(w) // HOP)
-    stft = torch.stft(batch, n_fft=WINDOW, hop_length=HOP, win_length=WINDOW, window=torch.hamming_window(WINDOW),
-                      center=True, return_complex=True)
-    spect = torch.log1p(stft.abs()[:, :BINS, :FRAMES])  # N,160,101
+    spect = torch.log1p(_magnitude()(batch)[:, :BINS, :FRAMES])  # N,160,101
     mask = (torch.arange(FRAMES)[None, :] < valid[:, None]).float()[:, None, :]  # frames of real audio
     count = mask.sum(dim=(1, 2)) * BINS
     mean = (spect * mask).sum(dim=(1, 2)) / count
@@ -103,6 +102,14 @@ def spectrograms(waves: list[np.ndarray]) -> torch.Tensor:
     std = torch.where(std > 0, std, torch.ones_like(std))
     normalized = (spect - mean[:, None, None]) / std[:, None, None]
     return (normalized * mask).unsqueeze(1)  # zero-padded past each clip's end
+
+
+def _magnitude():
+    """|STFT| as §3.3's pipeline computes it; torchaudio is imported here so that other datasets never load it."""
+    from torchaudio.transforms import Spectrogram
+
+    return Spectrogram(n_fft=WINDOW, win_length=WINDOW, hop_length=HOP, window_fn=torch.hamming_window,
+                       power=1.0, center=True, pad_mode="reflect")
 
 
 def _cache_path(root: Path, split: str, files: list[str]) -> Path:

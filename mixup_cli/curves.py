@@ -1,0 +1,157 @@
+"""Training curves over epochs (the paper's Figure 3b: test error of ERM and mixup as training goes).
+
+Each run directory's metrics.jsonl holds one record per epoch. Runs whose config.yaml differ only in
+the seed (and in settings that do not change the experiment: device, threads, logging, ...) form one
+curve: the mean over the seeds, with a band of ± one standard deviation.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .errors import ConfigError
+from .seeds import mean_std, seed_runs
+
+DEFAULT_METRICS = ("test_error", "train_loss", "lr")
+# Config keys that do not change what a run computes, besides the Speed and Run panels' options.
+_NOT_THE_SETTING = {"seed", "out", "device", "data_dir", "download"}
+_SEED_SUFFIX = re.compile(r"([-_.]?(s|seed)-?\d+)$")
+
+
+@dataclass
+class Curve:
+    label: str
+    runs: list[Path]
+    epochs: list[int] = field(default_factory=list)
+    stats: dict[str, list[dict]] = field(default_factory=dict)  # metric -> per-epoch mean_std
+
+    def as_dict(self) -> dict:
+        return {"label": self.label, "runs": [str(r) for r in self.runs], "epochs": self.epochs,
+                "metrics": {m: [{"mean": s["mean"], "std": s["std"], "n": s["n"]} for s in stats]
+                            for m, stats in self.stats.items()}}
+
+
+def read_metrics(run: Path) -> dict[int, dict]:
+    """Epoch -> record of a run's metrics.jsonl; a repeated epoch keeps its last record (a resumed
+    run replays epochs), and a torn last line (a run killed while writing) is skipped."""
+    path = Path(run) / "metrics.jsonl"
+    lines = path.read_text().splitlines()
+    records = {}
+    for number, line in enumerate(lines, 1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            if number == len(lines):
+                break
+            raise ConfigError(f"'{path}' line {number} is not JSON; the file is damaged") from None
+        if isinstance(record, dict) and isinstance(record.get("epoch"), int):
+            records[record["epoch"]] = record
+    return dict(sorted(records.items()))
+
+
+def expand_runs(paths: list[Path]) -> list[Path]:
+    """Run directories (holding metrics.jsonl) as given, and the seed-N runs of multi-seed folders."""
+    runs = []
+    for path in map(Path, paths):
+        if (path / "metrics.jsonl").is_file():
+            runs.append(path)
+        elif seeded := [run for run in seed_runs(path).values() if (run / "metrics.jsonl").is_file()]:
+            runs.extend(seeded)
+        else:
+            raise ConfigError(f"'{path}' is neither a run directory (no metrics.jsonl) nor a folder of seed-N "
+                              "runs; give the directory of a train or corrupt-labels run")
+    return runs
+
+
+def _setting(run: Path) -> str:
+    """What identifies a run's experiment: its config without the seed and the speed/run settings."""
+    path = run / "config.yaml"
+    if not path.is_file():
+        return f"run:{run}"  # nothing to compare: a curve of its own
+    config = yaml.safe_load(path.read_text()) or {}
+    ignored = _NOT_THE_SETTING | _speed_and_run_keys()
+    return json.dumps({k: v for k, v in config.items() if k not in ignored}, sort_keys=True, default=str)
+
+
+def _speed_and_run_keys() -> set[str]:
+    import dataclasses
+
+    from .config.train import TrainConfig
+
+    return {f.name for f in dataclasses.fields(TrainConfig) if f.metadata.get("panel") in ("Speed", "Run")}
+
+
+def group_runs(runs: list[Path]) -> list[list[Path]]:
+    """Runs of the same setting together, in the order first given."""
+    groups: dict[str, list[Path]] = {}
+    for run in runs:
+        groups.setdefault(_setting(run), []).append(run)
+    return list(groups.values())
+
+
+def _label(group: list[Path]) -> str:
+    names = {(run.parent.name if re.fullmatch(r"seed-\d+", run.name) else _SEED_SUFFIX.sub("", run.name)) or run.name
+             for run in group}
+    return " / ".join(sorted(names))
+
+
+def build_curves(paths: list[Path], metrics=DEFAULT_METRICS, labels: list[str] = ()) -> list[Curve]:
+    """One Curve per setting, over the epochs every one of its runs has reached."""
+    groups = group_runs(expand_runs(paths))
+    if labels and len(labels) != len(groups):
+        raise ConfigError(f"{len(labels)} --label given for {len(groups)} curves (runs that differ only in the "
+                          "seed form one curve); give one per curve, in order")
+    curves = []
+    for index, group in enumerate(groups):
+        records = [read_metrics(run) for run in group]
+        epochs = sorted(set.intersection(*(set(r) for r in records)))
+        curve = Curve(labels[index] if labels else _label(group), group, epochs)
+        for metric in metrics:
+            _check_metric(metric, group[0], records[0])
+            curve.stats[metric] = [mean_std(r[e].get(metric) for r in records) for e in epochs]
+        curves.append(curve)
+    return curves
+
+
+def _check_metric(metric: str, run: Path, records: dict[int, dict]) -> None:
+    available = sorted({k for record in records.values() for k, v in record.items()
+                        if isinstance(v, (int, float)) and k != "epoch"})
+    if metric not in available:
+        raise ConfigError(f"metric '{metric}' is not in '{run / 'metrics.jsonl'}'; it has {', '.join(available)}")
+
+
+def plot_curves(curves: list[Curve], metrics, outs: list[Path], title: str = "") -> list[str]:
+    """One panel per metric, one line per curve, its seeds' ± std as a band; written to each of `outs`
+    (the suffix picks the format: .png or .svg)."""
+    from .analysis_plots import _pyplot, check_new_file
+
+    for out in outs:
+        check_new_file(out)
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.3), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for curve in curves:
+            mean = [s["mean"] for s in curve.stats[metric]]
+            std = [s["std"] for s in curve.stats[metric]]
+            seeds = len(curve.runs)
+            line, = ax.plot(curve.epochs, mean, label=f"{curve.label} ({seeds} run{'s' * (seeds > 1)})")
+            if seeds > 1:
+                ax.fill_between(curve.epochs, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
+                                color=line.get_color(), alpha=0.2, linewidth=0)
+        ax.set(xlabel="epoch", ylabel="%" if metric.endswith("error") else "",
+               title=metric.replace("_", " ") + (" (%)" if metric.endswith("error") else ""))
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10, y=1.03)
+    written = []
+    for out in outs:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out, dpi=90, bbox_inches="tight")
+        written.append(str(out))
+    plt.close(fig)
+    return written

@@ -1,0 +1,92 @@
+"""`mixup plot`: training curves from real runs' metrics.jsonl (Figure 3b), seeds drawn as one band."""
+import json
+import statistics
+
+import pytest
+import yaml
+
+
+def metrics(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def seeded_mixup(tmp_path_factory):
+    from conftest import run_inprocess
+
+    root = tmp_path_factory.mktemp("plot") / "mixup-seeds"
+    result = run_inprocess("train", "--alpha", "1", "--epochs", "2", "--seeds", "0,1", "--out", root)
+    assert result.exit_code == 0, result.stderr
+    return root
+
+
+def test_plot_draws_runs_and_a_seed_band(cli, digits_runs, seeded_mixup, tmp_path):
+    png, svg = tmp_path / "fig.png", tmp_path / "fig.svg"
+    result = cli("plot", digits_runs["erm"], seeded_mixup, "--out", png, "--out", svg, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and b"<svg" in svg.read_bytes()[:500]
+    payload = result.json()
+    assert payload["figures"] == [str(png), str(svg)]
+    erm, mixup = payload["curves"]
+    assert erm["label"] == "erm" and erm["epochs"] == [1, 2, 3] and len(erm["runs"]) == 1
+    assert erm["metrics"]["test_error"][2]["mean"] == metrics(digits_runs["erm"])[2]["test_error"]
+    # The two seeds are one line: their mean per epoch, with their spread.
+    assert mixup["label"] == "mixup-seeds" and len(mixup["runs"]) == 2 and mixup["epochs"] == [1, 2]
+    seeds = [metrics(seeded_mixup / f"seed-{s}") for s in (0, 1)]
+    for epoch in (0, 1):
+        values = [run[epoch]["train_loss"] for run in seeds]
+        stat = mixup["metrics"]["train_loss"][epoch]
+        assert stat["n"] == 2 and stat["mean"] == pytest.approx(statistics.fmean(values))
+        assert stat["std"] == pytest.approx(statistics.stdev(values))
+    assert "mixup-seeds: 2 run(s), 2 epochs" in result.stderr and str(png) in result.stderr
+
+
+def write_run(path, alpha, seed, threads=None, lines=None):
+    path.mkdir(parents=True)
+    (path / "config.yaml").write_text(yaml.safe_dump({"dataset": "digits", "alpha": alpha, "seed": seed,
+                                                      "threads": threads, "out": str(path)}))
+    lines = lines or [json.dumps({"epoch": e, "test_error": 10.0 * seed + e, "lr": 0.1}) for e in (1, 2, 3)]
+    (path / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def test_only_the_seed_and_speed_settings_are_pooled(cli, tmp_path):
+    write_run(tmp_path / "a-s0", 1.0, 0, threads=1)
+    write_run(tmp_path / "a-s1", 1.0, 1, threads=None)  # another thread count: still the same experiment
+    write_run(tmp_path / "b-s0", 0.0, 0)
+    result = cli("plot", tmp_path / "a-s0", tmp_path / "a-s1", tmp_path / "b-s0", "--metric", "test_error",
+                 "--out", tmp_path / "f.png", "--label", "mixup", "--label", "ERM", "--json")
+    assert result.exit_code == 0, result.stderr
+    curves = result.json()["curves"]
+    assert [c["label"] for c in curves] == ["mixup", "ERM"] and [len(c["runs"]) for c in curves] == [2, 1]
+    assert [s["mean"] for s in curves[0]["metrics"]["test_error"]] == [6.0, 7.0, 8.0]
+
+
+def test_resumed_epochs_keep_the_last_record_and_a_torn_line_is_skipped(cli, tmp_path):
+    lines = [json.dumps({"epoch": 1, "test_error": 50.0}), json.dumps({"epoch": 2, "test_error": 40.0}),
+             json.dumps({"epoch": 2, "test_error": 30.0}), '{"epoch": 3, "test_er']
+    write_run(tmp_path / "run", 1.0, 0, lines=lines)
+    result = cli("plot", tmp_path / "run", "--metric", "test_error", "--out", tmp_path / "f.svg", "--json")
+    assert result.exit_code == 0, result.stderr
+    curve = result.json()["curves"][0]
+    assert curve["epochs"] == [1, 2] and curve["metrics"]["test_error"][1]["mean"] == 30.0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["{missing}"], "is neither a run directory"),
+    (["{run}", "--metric", "test_accuracy"], "metric 'test_accuracy' is not in"),
+    (["{run}", "--out", "{tmp}/fig.jpg"], "must end in .png, .svg, .pdf"),
+    (["{run}", "--label", "a", "--label", "b"], "2 --label given for 1 curves"),
+    (["{run}", "--out", "{tmp}/taken.png"], "already exists"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(cli, tmp_path, args, message):
+    write_run(tmp_path / "run", 1.0, 0)
+    (tmp_path / "taken.png").write_bytes(b"keep me")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    filled = [a.format(run=tmp_path / "run", missing=tmp_path / "nope", tmp=tmp_path) for a in args]
+    if not any(a == "--out" for a in filled):
+        filled += ["--out", str(tmp_path / "new.png")]
+    result = cli("plot", *filled)
+    assert result.exit_code == 2 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert (tmp_path / "taken.png").read_bytes() == b"keep me"
