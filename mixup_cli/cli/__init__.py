@@ -9,6 +9,7 @@ import typer
 
 from . import eval as eval_command
 from . import gan as gan_command
+from . import fewshot as fewshot_command
 from . import attack, corrupt_labels, export, listing, plot, reproduce, train
 from .helpscreen import MixupCommand, MixupGroup
 
@@ -46,6 +47,7 @@ for _name, _module, _function in (("train", train, "train"), ("eval", eval_comma
                                    ("gan", gan_command, "gan"), ("reproduce", reproduce, "reproduce"),
                                    ("export", export, "export"), ("plot", plot, "plot")):
     app.command(_name, help=_module.HELP, cls=MixupCommand)(getattr(_module, _function))
+app.add_typer(fewshot_command.app, name="fewshot", help=fewshot_command.HELP)  # a group: train, eval
 
 
 def main() -> None:

@@ -58,6 +58,6 @@ def count_parameters(model: nn.Module) -> int:
 
 
 # Importing the architecture modules fills the registry.
-from . import densenet, imagenet_resnets, mlp, preact_resnet, small_cnn, speech, wide_resnet  # noqa: E402,F401
+from . import conv4, densenet, imagenet_resnets, mlp, preact_resnet, small_cnn, speech, wide_resnet  # noqa: E402,F401
 
 __all__ = ["MODELS", "REFERENCE_SHAPES", "reference_parameter_count", "register_model", "build_model", "count_parameters", "model_options", "Normalized", "StagedNet"]
