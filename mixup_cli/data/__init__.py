@@ -75,6 +75,6 @@ def download_dataset(name: str, data_dir: Optional[str] = None) -> None:
 
 
 # Importing the dataset modules fills the registry.
-from . import cifar, digits, imagenet, mnist, speech_commands, tables  # noqa: E402,F401
+from . import cifar, digits, imagenet, mnist, speech_commands, tables, uci  # noqa: E402,F401
 
 __all__ = ["DATASETS", "DatasetSpec", "TensorSplit", "download_dataset", "get_dataset", "load_dataset", "register_dataset"]
