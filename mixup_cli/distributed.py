@@ -2,8 +2,9 @@
 
 `torchrun --nproc_per_node=N -m mixup_cli train ...` sets RANK, WORLD_SIZE and LOCAL_RANK; without
 them everything here is a no-op and training is single-process. Each rank trains on its shard of every
-epoch, mixes within its local batch, evaluates its shard of the test split (sums reduced across ranks),
-and only rank 0 prints and writes files.
+epoch, mixes within its local batch (with --accumulate, the step's whole local batch, whose micro-batches'
+gradients are all-reduced once, on the last: the trainer runs the others in DDP's no_sync), evaluates
+its shard of the test split (sums reduced across ranks), and only rank 0 prints and writes files.
 """
 from __future__ import annotations
 

@@ -1,17 +1,19 @@
-"""Experiment tracking (`--log csv,tensorboard,wandb`): the per-epoch records of metrics.jsonl, also written
-where the tools researchers already use read them.
+"""Experiment tracking (`--log csv,tensorboard,wandb`): a run's records (train's per-epoch records of
+metrics.jsonl, gan's snapshots), also written where the tools researchers already use read them.
 
-    csv          <run>/summary.csv, timm's: a header, then one row per epoch, appended as epochs finish
+    csv          <run>/summary.csv, timm's: a header, then one row per record, appended as they come
     tensorboard  <run>/tensorboard/, event files of torch.utils.tensorboard.SummaryWriter: one scalar per key
     wandb        a Weights & Biases run, when the wandb package is installed (never required)
 
-A sink is opened with the history already trained (a resume's, taken from its checkpoint): the CSV is
-rewritten to exactly those epochs, as metrics.jsonl is, and TensorBoard discards the events of later
-epochs (its purge_step). Every command that trains epochs can use `open_sinks`; train does today.
+Each record carries its step under `step_key` ("epoch" for train and corrupt-labels, "iteration" for
+gan), the x-axis of TensorBoard and wandb. A sink is opened with the history already trained (a
+resume's, taken from its checkpoint): the CSV is rewritten to exactly those records, as metrics.jsonl
+is, and TensorBoard discards the events of later steps (its purge_step).
 """
 from __future__ import annotations
 
 import csv
+import hashlib
 import importlib.util
 import math
 import shutil
@@ -41,7 +43,7 @@ def _scalars(record: dict) -> dict:
 
 
 class CsvSink:
-    """timm's summary.csv: the header once, a row per epoch; a new key rewrites the file with it."""
+    """timm's summary.csv: the header once, a row per record; a new key rewrites the file with it."""
 
     def __init__(self, run_dir: Path, history: list[dict]):
         self.path = Path(run_dir) / CSV_FILE
@@ -72,37 +74,47 @@ class CsvSink:
 
 
 class TensorBoardSink:
-    """Scalars per epoch (step = the epoch, 1-based) under <run>/tensorboard/."""
+    """Scalars per record under <run>/tensorboard/, at the record's step (its `step_key`)."""
 
-    def __init__(self, run_dir: Path, history: list[dict]):
+    def __init__(self, run_dir: Path, history: list[dict], step_key: str = "epoch"):
         from torch.utils.tensorboard import SummaryWriter
 
+        self.step_key = step_key
         folder = Path(run_dir) / TENSORBOARD_DIR
         if not history:  # a new run (or one --force replaces): no events of an earlier one
             shutil.rmtree(folder, ignore_errors=True)
-        # purge_step: events at later epochs than the checkpoint's (a resume replays them) are discarded
-        self.writer = SummaryWriter(str(folder), purge_step=len(history) + 1 if history else None)
+        # purge_step: events at later steps than the checkpoint's (a resume replays them) are discarded
+        purge = int(history[-1][step_key]) + 1 if history else None
+        self.writer = SummaryWriter(str(folder), purge_step=purge)
 
     def log(self, record: dict) -> None:
-        step = int(record.get("epoch", 0))
+        step = int(record.get(self.step_key, 0))
         for key, value in _scalars(record).items():
-            if key != "epoch":
+            if key != self.step_key:
                 self.writer.add_scalar(key, value, step)
-        self.writer.flush()  # an interrupted run keeps every finished epoch
+        self.writer.flush()  # an interrupted run keeps every finished record
 
     def close(self) -> None:
         self.writer.close()
 
 
+def wandb_id(run_dir: Path) -> str:
+    """The run's wandb id: its folder's name and a hash of its absolute path, so a resume continues the
+    same wandb run while sub-runs of the same name in other experiments (gan's, corrupt-labels') do not."""
+    path = Path(run_dir).resolve()
+    return f"{path.name}-{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
+
+
 class WandbSink:
-    def __init__(self, run_dir: Path, history: list[dict], config: Optional[dict] = None):
+    def __init__(self, run_dir: Path, history: list[dict], config: Optional[dict] = None, step_key: str = "epoch"):
         import wandb
 
+        self.step_key = step_key
         self.run = wandb.init(dir=str(run_dir), name=Path(run_dir).name, config=config or {}, resume="allow",
-                              id=Path(run_dir).name)
+                              id=wandb_id(run_dir))
 
     def log(self, record: dict) -> None:
-        self.run.log(_scalars(record), step=int(record.get("epoch", 0)))
+        self.run.log(_scalars(record), step=int(record.get(self.step_key, 0)))
 
     def close(self) -> None:
         self.run.finish()
@@ -123,9 +135,12 @@ class Sinks:
             sink.close()
 
 
-def open_sinks(names: list[str], run_dir: Path, history: list[dict], config: Optional[dict] = None) -> Sinks:
-    """The sinks `names` for the run in `run_dir`, which has trained the epochs of `history` so far."""
+def open_sinks(names: list[str], run_dir: Path, history: list[dict], config: Optional[dict] = None,
+               step_key: str = "epoch") -> Sinks:
+    """The sinks `names` for the run in `run_dir`, whose records so far are `history`; every record
+    holds its step (epoch, iteration) under `step_key`."""
     check_sinks(names)
-    made = {"csv": lambda: CsvSink(run_dir, history), "tensorboard": lambda: TensorBoardSink(run_dir, history),
-            "wandb": lambda: WandbSink(run_dir, history, config)}
+    made = {"csv": lambda: CsvSink(run_dir, history),
+            "tensorboard": lambda: TensorBoardSink(run_dir, history, step_key),
+            "wandb": lambda: WandbSink(run_dir, history, config, step_key)}
     return Sinks([made[name]() for name in dict.fromkeys(names)])

@@ -2,6 +2,12 @@
 
 The learning rate is a pure function of training progress (fractional epochs), set before every
 step. A resumed run therefore needs no scheduler state: the epoch and step say it all.
+
+Weight decay may skip BatchNorm's and every bias parameter (`weight_decay_exclude bn-bias`), as the
+paper's ImageNet recipe does (§3.1, after Goyal et al. 2017, §5.1: no decay on BN's gamma and beta;
+Caffe2, in which §3.1 trained, decays weights only: its add_weight_decay skips biases). The optimizer
+then holds two parameter groups, [decayed, not decayed], always in that order, so a checkpoint's
+optimizer state loads into the same layout on resume; `none` keeps the single group of old runs.
 """
 from __future__ import annotations
 
@@ -47,11 +53,17 @@ def cosine(progress: float, config) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * t))
 
 
+def global_batch(config, world_size: int = 1) -> int:
+    """Examples per optimizer step over every process: batch_size x accumulate x world_size."""
+    return config.batch_size * getattr(config, "accumulate", 1) * world_size
+
+
 def peak_learning_rate(config, world_size: int = 1) -> float:
-    """config.lr, scaled by the linear scaling rule when lr_scale_batch is set (Goyal et al. 2017)."""
+    """config.lr, scaled by the linear scaling rule when lr_scale_batch is set (Goyal et al. 2017);
+    the batch it scales with is the global batch of one optimizer step, accumulation included."""
     if config.lr_scale_batch is None:
         return config.lr
-    return config.lr * config.batch_size * world_size / config.lr_scale_batch
+    return config.lr * global_batch(config, world_size) / config.lr_scale_batch
 
 
 def learning_rate(progress: float, config, world_size: int = 1) -> float:
@@ -65,5 +77,30 @@ def learning_rate(progress: float, config, world_size: int = 1) -> float:
     return peak * SCHEDULES.get(config.schedule)(progress, config)
 
 
+# Layers whose parameters (BatchNorm's gamma and beta, their kin) are scales and shifts, not weights.
+NORM_LAYERS = (torch.nn.modules.batchnorm._NormBase, torch.nn.GroupNorm, torch.nn.LayerNorm)
+
+
+def split_decay(model: torch.nn.Module) -> tuple[list, list]:
+    """(parameters to decay, parameters not to): normalization layers' parameters and every
+    parameter named `bias` are not decayed; all others (conv and linear weights) are."""
+    decay, no_decay, seen = [], [], set()
+    for module in model.modules():
+        for name, param in module.named_parameters(recurse=False):
+            if param.requires_grad and id(param) not in seen:  # a tied parameter joins one group only
+                seen.add(id(param))
+                (no_decay if isinstance(module, NORM_LAYERS) or name == "bias" else decay).append(param)
+    return decay, no_decay
+
+
+def parameter_groups(model: torch.nn.Module, config) -> list:
+    """The optimizer's parameters: one group (`weight_decay_exclude none`), or the decayed and the
+    not-decayed groups, in that order (`bn-bias`)."""
+    if getattr(config, "weight_decay_exclude", "none") == "none":
+        return list(model.parameters())
+    decay, no_decay = split_decay(model)
+    return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
 def build_optimizer(model: torch.nn.Module, config) -> torch.optim.Optimizer:
-    return OPTIMIZERS.get(config.optimizer)(model.parameters(), config)
+    return OPTIMIZERS.get(config.optimizer)(parameter_groups(model, config), config)

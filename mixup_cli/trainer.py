@@ -36,7 +36,7 @@ from .logging_sinks import Sinks, open_sinks
 from .mixing import build_mixer
 from .models import Normalized, build_model, count_parameters
 from .models.base import CompiledStages
-from .optim import build_optimizer, learning_rate, peak_learning_rate
+from .optim import build_optimizer, global_batch, learning_rate, peak_learning_rate
 from .seeding import MIX, MODEL, derive_seed, seed_device_generators
 from .speed import compile_model, configure_torch, resolve_speed, set_layout, to_layout
 
@@ -245,9 +245,12 @@ class _Recipe:
     def _setup_batches(self) -> None:
         config, speed, device = self.config, self.speed, self.device
         shard = {"rank": self.dist.rank, "world_size": self.dist.world_size}
-        self.train_batches = make_batches(self.train_set, config.batch_size, device, shuffle=True,
-                                          augment=self.spec.augment, seed=config.seed, workers=speed.workers,
-                                          drop_last=True, on_device=speed.data_on_device, **shard)
+        # An optimizer step's whole batch (accumulate micro-batches), drawn, augmented and mixed as one: the
+        # run sees what a run with a batch `accumulate` times larger sees (_accumulate_gradients cuts it).
+        self.train_batches = make_batches(self.train_set, config.batch_size * config.accumulate, device,
+                                          shuffle=True, augment=self.spec.augment, seed=config.seed,
+                                          workers=speed.workers, drop_last=True, on_device=speed.data_on_device,
+                                          **shard)
         self.test_batches, self.validation_batches = (
             make_batches(split, config.eval_batch_size, device, shuffle=False, workers=speed.workers,
                          on_device=speed.data_on_device, **shard) if split is not None else None
@@ -261,8 +264,9 @@ class _Recipe:
         model, speed = self.model, self.speed
         stagewise = speed.compile_mode is not None and getattr(self.config, "mix_where", "input") == "manifold"
         step_model = CompiledStages(model, lambda f: compile_model(f, speed)) if stagewise else model
+        self.ddp = None  # the DDP wrapper, for no_sync while accumulating
         if self.dist.enabled:
-            step_model = torch.nn.parallel.DistributedDataParallel(
+            step_model = self.ddp = torch.nn.parallel.DistributedDataParallel(
                 step_model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.step_model = step_model if stagewise else compile_model(step_model, speed)
         self.compile_regions = 0 if speed.compile_mode is None else (len(model.net.stages) + 1 if stagewise else 1)
@@ -289,7 +293,8 @@ class _Recipe:
             "device": str(self.device), "parameters": count_parameters(self.model), "steps_per_epoch": self.steps,
             "train_size": len(self.train_set), "test_size": len(self.test_set), "start_epoch": state.epoch,
             "start_step": state.step, "run_dir": str(self.run_dir), "world_size": dist.world_size,
-            "global_batch": config.batch_size * dist.world_size, "compile_regions": self.compile_regions,
+            "global_batch": global_batch(config, dist.world_size), "accumulate": config.accumulate,
+            "compile_regions": self.compile_regions,
             "peak_lr": peak_learning_rate(config, dist.world_size), **self.speed.describe()})
 
     # ------------------------------------------------------------------ the loop
@@ -346,10 +351,8 @@ class _Recipe:
         rng = np.random.default_rng(mix_seed)
         batch = self.mixer(to_layout(inputs, self.speed), labels, alpha, rng, self.perm_generator, *index)
         kept_buffers = [b.clone() for b in self.buffers] if self.skip_nonfinite else None
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.speed.autocast_dtype is not None):
-            loss = batch.loss(batch.forward(self.step_model).float())
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss = self._accumulate_gradients(batch)
         if self.skip_nonfinite and not _finite_step(loss, self.parameters, self.dist, device):
             self.optimizer.zero_grad(set_to_none=True)  # the weights and the optimizer's state stay as they were
             for buffer, kept in zip(self.buffers, kept_buffers):
@@ -358,6 +361,26 @@ class _Recipe:
         self.optimizer.step()
         loss_sum += loss.detach()
         return True
+
+    def _accumulate_gradients(self, batch) -> torch.Tensor:
+        """Forward and backward over the step's mixed batch, in `accumulate` micro-batches; the batch's
+        loss (detached). Each micro-batch's mean loss is weighted by its share of the rows, so the
+        gradients sum to the whole batch's mean-loss gradient: the large batch's update, exactly (up to
+        float summation order) for a model without BatchNorm, whose statistics see one micro-batch at a
+        time. Under DDP only the last micro-batch's backward all-reduces (the others run in no_sync)."""
+        parts = batch.micro_batches(self.config.accumulate)
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16,
+                                  enabled=self.speed.autocast_dtype is not None)
+        total = None
+        for i, (part, share) in enumerate(parts):
+            last = i == len(parts) - 1
+            with self.ddp.no_sync() if self.ddp is not None and not last else contextlib.nullcontext():
+                with autocast:
+                    loss = part.loss(part.forward(self.step_model).float())
+                (loss if share == 1.0 else loss * share).backward()
+            loss = loss.detach() if share == 1.0 else loss.detach() * share
+            total = loss if total is None else total + loss
+        return total
 
     def _report_step(self, epoch: int, done: int, loss_sum: torch.Tensor, skipped: int, samples: int,
                      started: float) -> None:
@@ -404,7 +427,8 @@ class _Recipe:
                   "alpha": trained["alpha"], "train_loss": trained["train_loss"], "test_loss": metrics["loss"],
                   "test_error": metrics["top1_error"], "test_top5_error": metrics["top5_error"],
                   "epoch_seconds": seconds,  # training steps only, like samples_per_second
-                  "samples_per_second": dist.world_size * min(self.steps * config.batch_size, len(self.train_set))
+                  "samples_per_second": dist.world_size * min(self.steps * config.batch_size * config.accumulate,
+                                                              len(self.train_set))
                   / seconds, "peak_memory_mb": peak_memory_mb(self.device)}
         if self.skip_nonfinite:
             record["skipped_steps"] = trained["skipped"]

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from mixup_cli.config import GanConfig
-from mixup_cli.gan.losses import (LAMBDA_SCHEMES, generator_loss, mixup_discriminator_loss,
+from mixup_cli.gan.losses import (LAMBDA_SCHEMES, mixup_discriminator_loss, non_saturating_generator_loss,
                                   standard_discriminator_loss)
 from mixup_cli.gan.toy2d import get_toy, mode_metrics
 
@@ -62,7 +62,7 @@ def test_alpha_zero_is_the_standard_gan_loss():
     assert ((draws < 1e-3) | (draws > 1 - 1e-3)).mean() > 0.99
     assert GanConfig(alpha=0.0).methods == [("erm", 0.0)]
     # Generator: non-saturating, log(1 + exp(-s)).
-    assert generator_loss(fake_logits).item() == pytest.approx(
+    assert non_saturating_generator_loss(fake_logits).item() == pytest.approx(
         sum(math.log(1 + math.exp(-s)) for s in (-1.0, 0.7, 1.5)) / 3, rel=1e-6)
 
 

@@ -100,3 +100,77 @@ def test_corrupt_labels_sub_runs_log_too(cli, tmp_path):
         with open(run / "summary.csv", newline="") as handle:
             rows = list(csv.DictReader(handle))
         assert [int(r["epoch"]) for r in rows] == [1, 2]
+
+
+GAN_TINY = ["--hidden", "16", "--iterations", "24", "--d-steps", "2", "--batch-size", "16", "--num-samples", "100",
+            "--snapshots", "10", "--threads", "1", "--device", "cpu", "--json"]
+GAN_KEYS = ["iteration", "modes_covered", "num_modes", "high_quality", "modes_reached", "near_share", "d_loss",
+            "g_loss"]
+
+
+def test_gan_logs_every_snapshot_by_iteration_in_each_sub_runs_directory(cli, tmp_path):
+    """--log csv on `mixup gan`: one row per snapshot, keyed by iteration (no made-up epochs), the numbers of
+    result.json; the per-mode counts (a list) stay in result.json."""
+    out = tmp_path / "gan"
+    result = cli("gan", *GAN_TINY, "--log", "csv", "--out", out)
+    assert result.exit_code == 0, result.stderr
+    runs = result.json()["runs"]
+    assert [r["method"] for r in runs] == ["erm", "mixup"]
+    for run in runs:
+        rows = read_csv(out / "runs" / run["key"])
+        assert list(rows[0]) == GAN_KEYS
+        assert [int(r["iteration"]) for r in rows] == [10, 24]
+        for row, snap in zip(rows, run["snapshots"]):
+            assert {k: float(v) for k, v in row.items()} == pytest.approx({k: float(snap[k]) for k in GAN_KEYS})
+        assert not (out / "runs" / run["key"] / "tensorboard").exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None, reason="tensorboard is not installed")
+def test_gan_tensorboard_steps_are_the_snapshot_iterations(cli, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "gan"
+    result = cli("gan", *GAN_TINY, "--no-compare", "--log", "tensorboard", "--out", out)
+    assert result.exit_code == 0, result.stderr
+    (run,) = result.json()["runs"]
+    events = EventAccumulator(str(out / "runs" / run["key"] / "tensorboard")).Reload()
+    assert set(events.Tags()["scalars"]) == set(GAN_KEYS) - {"iteration"}
+    for key in ("modes_covered", "d_loss", "g_loss"):
+        scalars = events.Scalars(key)
+        assert [s.step for s in scalars] == [10, 24]
+        assert [s.value for s in scalars] == pytest.approx([s[key] for s in run["snapshots"]], rel=1e-6)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None, reason="tensorboard is not installed")
+def test_a_resumed_history_purges_later_steps_of_any_step_key(tmp_path):
+    """Reopened with the records up to iteration 100, the sinks drop what was written after it (a resume
+    replays it): the CSV is rewritten, TensorBoard's purge_step is the step after the last kept one."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    first = [{"iteration": 10, "g_loss": 1.0}, {"iteration": 100, "g_loss": 2.0}, {"iteration": 1000, "g_loss": 3.0}]
+    sinks = logging_sinks.open_sinks(["csv", "tensorboard"], tmp_path, [], step_key="iteration")
+    for record in first:
+        sinks.log(record)
+    sinks.close()
+    sinks = logging_sinks.open_sinks(["csv", "tensorboard"], tmp_path, first[:2], step_key="iteration")
+    sinks.log({"iteration": 1000, "g_loss": 4.0})
+    sinks.close()
+    assert [(r["iteration"], r["g_loss"]) for r in read_csv(tmp_path)] == [("10", "1.0"), ("100", "2.0"),
+                                                                          ("1000", "4.0")]
+    scalars = EventAccumulator(str(tmp_path / "tensorboard")).Reload().Scalars("g_loss")
+    assert [(s.step, s.value) for s in scalars] == [(10, 1.0), (100, 2.0), (1000, 4.0)]
+
+
+def test_wandb_ids_keep_sub_runs_of_the_same_name_apart(tmp_path, monkeypatch):
+    """gan and corrupt-labels name sub-runs alike in every experiment (erm-z2-lr0.001-seed0, erm): each gets
+    its own wandb id, stable for a resume of the same directory. wandb itself is stood in for."""
+    import sys
+    import types
+
+    calls = []
+    fake = types.SimpleNamespace(init=lambda **kw: calls.append(kw) or types.SimpleNamespace(log=None, finish=None))
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    for experiment in ("a", "b", "a"):
+        logging_sinks.WandbSink(tmp_path / experiment / "runs" / "erm-z2-lr0.001-seed0", [], step_key="iteration")
+    ids = [c["id"] for c in calls]
+    assert ids[0] != ids[1] and ids[0] == ids[2] and all(i.startswith("erm-z2-lr0.001-seed0-") for i in ids)

@@ -93,12 +93,12 @@ def test_table5_rows_follow_the_papers_order():
     quick = [name.rsplit("-wd", 1)[0] for name, _ in table5_rows("quick")]
     assert quick == ["erm", "mixup-ac-rp", "mixup-ac-knn", "latent-layer1", "latent-layer2", "inputs-only-sc-knn",
                      "inputs-only-ac-knn", "inputs-only-sc-rp", "inputs-only-ac-rp", "label-smoothing-0.1",
-                     "mixup-label-smoothing-0.1", "gaussian-noise-0.1"]
+                     "mix-inputs-label-smoothing-0.1", "gaussian-noise-0.1"]
     paper = [name.rsplit("-wd", 1)[0] for name, _ in table5_rows("paper") if name.endswith("-wd1e-4")]
     assert paper == ["erm", "mixup-ac-rp", "mixup-ac-knn", *[f"latent-layer{k}" for k in range(1, 6)],
                      "inputs-only-sc-knn", "inputs-only-ac-knn", "inputs-only-sc-rp", "inputs-only-ac-rp",
                      *[f"label-smoothing-{e}" for e in ("0.05", "0.1", "0.2")],
-                     *[f"mixup-label-smoothing-{e}" for e in ("0.05", "0.1", "0.2", "0.3")],
+                     *[f"mix-inputs-label-smoothing-{e}" for e in ("0.05", "0.1", "0.2", "0.4")],
                      *[f"gaussian-noise-{s}" for s in ("0.05", "0.1", "0.2")]]
 
 

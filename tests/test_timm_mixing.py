@@ -1,5 +1,6 @@
 """The mixing options timm users reach for, matching timm's meaning (timm/data/mixup.py, train.py):
-switch_prob with cutmix_alpha, cutmix_minmax, correct_lam, mixup_off_epoch and the BCE loss."""
+switch_prob with cutmix_alpha, cutmix_minmax, correct_lam, mixup_off_epoch and the BCE loss; with
+lam_per_example, timm's mode 'elem' (switch, lambda, its correction and mix_prob per example)."""
 from __future__ import annotations
 
 import json
@@ -52,6 +53,85 @@ def test_switch_probability_zero_and_one_are_one_op(probability, cut):
     for seed in range(5):
         batch = mixer(x, y, 1.0, np.random.default_rng(seed), torch.Generator().manual_seed(seed))
         assert is_box_paste(batch, x) == cut
+
+
+def mix(mixer, x, y, seed, alpha=1.0):
+    return mixer(x, y, alpha, np.random.default_rng(seed), torch.Generator().manual_seed(seed))
+
+
+def row_kinds(batch, x) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per example: left as it was; every pixel its own or its partner's (a box pasted); the share of
+    its pixels kept (random pixels are equal only where kept); partnered with another row (a row
+    that drew itself looks unmixed whatever was done to it)."""
+    partner = x[batch.perm]
+    same = (batch.inputs == x).flatten(1).all(1).numpy()
+    pasted = ((batch.inputs == x) | (batch.inputs == partner)).flatten(1).all(1).numpy()
+    kept = (batch.inputs == x).flatten(1).float().mean(1).numpy()
+    return same, pasted, kept, batch.perm.numpy() != np.arange(len(x))
+
+
+def test_per_example_switch_draws_each_examples_op_then_its_lambda_as_timm_elem():
+    """timm's _params_per_elem: n coins for CutMix, then Beta(cutmix_alpha) and Beta(mixup_alpha) for
+    every example (CutMix's first), each example keeping its own op's; CutMix rows take a box of their
+    partner with lambda corrected to the area each keeps, the others are blended with theirs."""
+    mixer = build_mixer(config(switch_prob=0.5, cutmix_alpha=0.3, alpha=2.0, lam_per_example=True))
+    x, y = images(32)
+    batch = mix(mixer, x, y, seed=3, alpha=2.0)
+    rng = np.random.default_rng(3)
+    use_cutmix = rng.random(32) < 0.5
+    drawn = np.where(use_cutmix, rng.beta(0.3, 0.3, size=32), rng.beta(2.0, 2.0, size=32))
+    assert 0 < use_cutmix.sum() < 32  # both ops in one batch
+    lam, partner = batch.lam.numpy(), x[batch.perm]
+    for i in np.flatnonzero(~use_cutmix):  # mixup rows: their own lambda, x*lam + x'*(1-lam)
+        assert lam[i] == pytest.approx(drawn[i], abs=1e-6)
+        assert torch.allclose(batch.inputs[i], drawn[i] * x[i] + (1 - drawn[i]) * partner[i], atol=1e-6)
+    _, pasted, kept, other = row_kinds(batch, x)
+    cut = use_cutmix & other
+    assert pasted[use_cutmix].all() and not pasted[~use_cutmix & other].any()
+    assert np.allclose(lam[cut], kept[cut], atol=1e-6)  # the area each row kept
+
+
+def test_per_example_mix_prob_leaves_each_failed_example_unmixed_with_lambda_one():
+    """timm's elem mode tosses mix_prob per example after drawing lambdas: lam = where(coin, lam, 1)."""
+    mixer = build_mixer(config(mix_prob=0.5, lam_per_example=True, alpha=1.0))
+    x, y = images(32)
+    batch = mix(mixer, x, y, seed=5)
+    rng = np.random.default_rng(5)
+    drawn = rng.beta(1.0, 1.0, size=32)
+    mixed = rng.random(32) < 0.5
+    assert 0 < mixed.sum() < 32  # one batch holds both
+    expected = np.where(mixed, drawn, 1.0)
+    assert np.allclose(batch.lam.numpy(), expected, atol=1e-6)
+    same, _, _, other = row_kinds(batch, x)
+    assert same[~mixed].all() and not same[mixed & other].any()
+    logits = torch.randn(32, 4)  # an unmixed row scores its own label alone
+    ce = torch.nn.functional.cross_entropy(logits, y, reduction="none")
+    ce_b = torch.nn.functional.cross_entropy(logits, batch.targets_b, reduction="none")
+    by_hand = torch.tensor(expected, dtype=torch.float32) * ce + torch.tensor(1 - expected, dtype=torch.float32) * ce_b
+    assert batch.loss(logits).item() == pytest.approx(by_hand.mean().item(), rel=1e-6)
+
+
+def test_per_example_cutmix_boxes_only_the_mixed_examples_even_with_minmax():
+    """timm pastes nothing where an example's lambda is 1 (`if lam != 1`), though minmax boxes ignore
+    lambda; the others' lambda is the area each kept, whatever correct_lam says."""
+    mixer = build_mixer(config(mix_op="cutmix", cutmix_minmax=[0.3, 0.7], correct_lam=False, mix_prob=0.5,
+                               lam_per_example=True))
+    x, y = images(32)
+    batch = mix(mixer, x, y, seed=2)
+    lam = batch.lam.numpy()
+    same, pasted, kept, other = row_kinds(batch, x)
+    unmixed = lam == 1.0
+    assert 0 < unmixed.sum() < 32
+    assert same[unmixed].all() and pasted.all() and not same[~unmixed & other].any()
+    assert np.allclose(lam[other], kept[other], atol=1e-6)
+
+
+def test_per_example_switch_with_probability_one_is_cutmix_for_every_example():
+    mixer = build_mixer(config(switch_prob=1.0, lam_per_example=True))
+    x, y = images()
+    batch = mix(mixer, x, y, seed=0)
+    _, pasted, kept, other = row_kinds(batch, x)
+    assert pasted.all() and np.allclose(batch.lam.numpy()[other], kept[other], atol=1e-6)
 
 
 def test_minmax_boxes_have_sides_in_the_range_and_stay_inside():
@@ -127,6 +207,8 @@ def test_mixup_off_epoch_trains_the_last_epochs_as_erm(cli, tmp_path):
     (["--mix-op", "cutmix", "--cutmix-minmax", "0.2,0.8"], {"cutmix_minmax": [0.2, 0.8]}),
     (["--mix-op", "cutmix", "--no-correct-lam"], {"correct_lam": False}),
     (["--loss", "bce", "--label-smoothing", "0.1"], {"loss": "bce"}),
+    (["--lam-per-example", "--switch-prob", "0.5", "--mix-prob", "0.8"],
+     {"lam_per_example": True, "switch_prob": 0.5, "mix_prob": 0.8}),
 ])
 def test_each_option_trains_through_the_cli(cli, tmp_path, flags, saved):
     import yaml
@@ -136,3 +218,72 @@ def test_each_option_trains_through_the_cli(cli, tmp_path, flags, saved):
     config_yaml = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert {k: config_yaml[k] for k in saved} == saved
     assert 0 <= result.json()["test_error"] < 100
+
+
+class LegacyRandom:
+    """numpy's global stream behind the Generator methods the mixer calls: the draws timm makes."""
+
+    def random(self, size=None):
+        return np.random.rand(size) if size is not None else np.random.rand()
+
+    def beta(self, a, b, size=None):
+        return np.random.beta(a, b, size=size)
+
+    def integers(self, low, high=None, size=None):
+        return np.random.randint(low, high, size=size)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ours,theirs", [
+    ({"alpha": 0.8, "cutmix_alpha": 1.0, "switch_prob": 0.5, "mix_prob": 0.7, "label_smoothing": 0.1},
+     {"mixup_alpha": 0.8, "cutmix_alpha": 1.0, "switch_prob": 0.5, "prob": 0.7, "label_smoothing": 0.1}),
+    ({"alpha": 0.4, "switch_prob": 0.3, "cutmix_minmax": [0.2, 0.8], "mix_prob": 0.6, "correct_lam": False},
+     {"mixup_alpha": 0.4, "cutmix_alpha": 1.0, "cutmix_minmax": [0.2, 0.8], "switch_prob": 0.3, "prob": 0.6,
+      "correct_lam": False}),
+    ({"alpha": 1.0, "mix_prob": 0.5}, {"mixup_alpha": 1.0, "cutmix_alpha": 0.0, "prob": 0.5}),
+    ({"alpha": 0.7, "mix_op": "cutmix", "correct_lam": False, "mix_prob": 0.8},
+     {"mixup_alpha": 0.0, "cutmix_alpha": 0.7, "prob": 0.8, "correct_lam": False}),
+])
+def test_per_example_mixing_equals_timms_elem_mode(monkeypatch, ours, theirs):
+    """Against timm itself (a test-only install): both draw their per-example parameters in the same
+    order from numpy's global stream, so seeded alike they agree on every switch, lambda and coin; timm
+    is handed the boxes ours drew (their placement draws come in another order) and pairs as ours is
+    made to here (the mirrored row). The mixed images and the mixed, smoothed targets must agree."""
+    timm_mixup = pytest.importorskip("timm.data.mixup")
+    from mixup_cli.mixing import combine
+    from mixup_cli.mixing.pairing import Partners
+
+    n, classes = 16, 4
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(n, 3, 16, 16, generator=g), torch.randint(classes, (n,), generator=g)
+    drawn = {}
+    for name in ("cut_boxes", "cut_boxes_minmax"):  # record our boxes, by row
+        original = getattr(combine, name)
+        monkeypatch.setattr(combine, name, lambda *a, _f=original, **k: drawn.setdefault("boxes", _f(*a, **k)))
+    mixer = build_mixer(config(lam_per_example=True, **ours))
+    flip = torch.arange(n - 1, -1, -1)
+    mixer.pairing = lambda inputs, labels, index, generator: Partners(inputs[flip], labels[flip], perm=flip)
+    np.random.seed(7)
+    batch = mixer(x.clone(), y, ours["alpha"], LegacyRandom(), torch.Generator())
+    target = mixed_target(classes, batch.targets_a, batch.targets_b, batch.lam, ours.get("label_smoothing", 0.0))
+
+    params = timm_mixup.Mixup._params_per_elem
+    rows = {}
+
+    def recording(self, size):
+        lam, use_cutmix = params(self, size)
+        rows["cut"] = iter([i for i in range(size) if use_cutmix[i] and lam[i] != 1.0])
+        return lam, use_cutmix
+
+    def our_box(*_, **__):
+        return tuple(int(v) for v in drawn["boxes"][next(rows["cut"])])
+
+    monkeypatch.setattr(timm_mixup.Mixup, "_params_per_elem", recording)
+    monkeypatch.setattr(timm_mixup, "rand_bbox", our_box)
+    monkeypatch.setattr(timm_mixup, "rand_bbox_minmax", our_box)
+    np.random.seed(7)
+    theirs = {"label_smoothing": 0.0, **theirs}  # timm's Mixup smooths by 0.1 unless told not to
+    timm_x, timm_target = timm_mixup.Mixup(mode="elem", num_classes=classes, **theirs)(x.clone(), y)
+    assert torch.allclose(batch.inputs, timm_x, atol=1e-6)
+    assert torch.allclose(target, timm_target, atol=1e-6)
+    assert 0 < (batch.lam == 1).sum() < n  # some examples were left unmixed by their coin

@@ -161,6 +161,8 @@ class TrainProgress(ProgressView):
                       f"{self.config.method} alpha={self.config.alpha:g}, device {info['device']}, "
                       f"run {info['run_dir']}")
         processes = f" x {info['world_size']} processes" if info["world_size"] > 1 else ""
+        if info.get("accumulate", 1) > 1:  # micro-batches per step: the global batch they add up to
+            processes = f" x {info['accumulate']} accumulated{processes} = {info['global_batch']:,}"
         console.print(f"batch {self.config.batch_size}{processes}, peak lr {info['peak_lr']:.4g}, "
                       f"{info['precision']}, channels_last {'on' if info['channels_last'] else 'off'}, "
                       f"compile {info['compile']}, {info['threads']} CPU thread{'' if info['threads'] == 1 else 's'}")
@@ -175,7 +177,7 @@ class TrainProgress(ProgressView):
         self.progress.update(self.epochs, completed=record["epoch"],
                              info=f"test error {record['test_error']:.2f}%")
         if record["epoch"] < self.config.epochs:
-            self.progress.reset(self.batches, total=self.progress.tasks[self.batches].total)
+            self.progress.reset(self.batches)  # keeps its total (tasks[] is by position: knn's task came and went)
         top5 = f"  top-5 {record['test_top5_error']:.2f}%" if record["test_top5_error"] is not None else ""
         if record.get("validation_error") is not None:
             top5 += f"  validation error {record['validation_error']:.2f}%"

@@ -25,6 +25,12 @@ def _lambda_names() -> list[str]:
     return LAMBDA_SCHEMES.names()
 
 
+def _generator_loss_names() -> list[str]:
+    from ..gan.losses import GENERATOR_LOSSES
+
+    return GENERATOR_LOSSES.names()
+
+
 def default_threads() -> int:
     """Half the cores (at least 1, at most 4): these small matrices gain little from more threads,
     and oversubscribing a busy machine slows every step down."""
@@ -38,7 +44,7 @@ class GanConfig:
     # Keys a resumed experiment may change; any other explicitly given difference is refused. The grid
     # lists may grow (or shrink): a sub-run's directory is named by everything that varies between
     # sub-runs, so finished ones stay valid and only the new cells are trained.
-    RESUMABLE = ("device", "threads", "out", "seeds", "z_dim", "lr", "compare")
+    RESUMABLE = ("device", "threads", "out", "seeds", "z_dim", "lr", "compare", "log")
 
     dataset: str = option("ring", "Toy dataset: ring (8 modes) or grid (25 modes).", choices=_toy_names,
                           choice_names=["ring", "grid"], panel="Common")
@@ -50,6 +56,10 @@ class GanConfig:
                                    "fake (the paper's formula); uniform = U[0, alpha] mixing two shuffled "
                                    "real+fake batches (the authors' released script).", choices=_lambda_names,
                            choice_names=["beta", "uniform"], panel="Mixing")
+    g_loss: str = option("minimax", "Generator loss, on unmixed fakes: minimax = -l(d(g(z)), 0), the paper's max_g "
+                                    "of the discriminator's loss (§3.7; the authors' demo too); non-saturating = "
+                                    "l(d(g(z)), 1) (Goodfellow et al., 2014).", choices=_generator_loss_names,
+                         choice_names=["minimax", "non-saturating"], panel="Optimization")
     iterations: int = option(20000, "Generator iterations (the paper: 20,000).", min=1, panel="Common")
     d_steps: int = option(5, "Discriminator steps before every generator step (the paper: 5).", min=1,
                           panel="Optimization")
@@ -70,6 +80,10 @@ class GanConfig:
                               panel="Run")
     cover_share: float = option(0.01, "A mode counts as covered when at least this share of the samples lies "
                                       "within 3 standard deviations of its centre.", min=0.0, max=1.0, panel="Run")
+    log: list[str] = option([], "Experiment tracking of every snapshot, e.g. csv,tensorboard, in each sub-run's "
+                                "directory (runs/<key>/): csv (summary.csv, one row per snapshot iteration), "
+                                "tensorboard (event files under tensorboard/, step = the iteration), wandb (when "
+                                "installed).", choices=["csv", "tensorboard", "wandb"], panel="Run")
     checkpoint_every: int = option(1000, "Iterations between checkpoints of an unfinished sub-run.", min=1,
                                    panel="Run")
     threads: Optional[int] = option(None, "CPU threads for torch; auto: half the cores, at most 4.", min=1,
@@ -81,11 +95,14 @@ class GanConfig:
 
     def check(self) -> None:
         from ..devices import check_device_name
-        from ..gan.losses import LAMBDA_SCHEMES
+        from ..gan.losses import GENERATOR_LOSSES, LAMBDA_SCHEMES
         from ..gan.toy2d import TOY_DATASETS
+        from ..logging_sinks import check_sinks
 
         TOY_DATASETS.get(self.dataset)
         LAMBDA_SCHEMES.get(self.lam_dist)
+        GENERATOR_LOSSES.get(self.g_loss)
+        check_sinks(self.log)
         check_device_name(self.device)
         for key in ("z_dim", "lr", "seeds"):
             values = getattr(self, key)

@@ -69,8 +69,9 @@ class TrainConfig:
     mix_op: str = option("interpolate", "How two inputs combine: interpolate (mixup) or cutmix (paste a box of the "
                          "partner; lambda becomes the area kept; Yun et al. 2019).",
                          choices=["interpolate", "cutmix"], panel="Mixing")
-    switch_prob: Optional[float] = option(None, "mixup and CutMix in one run: each mixed batch is CutMix with this "
-                                          "probability, else mixup (timm's switch_prob); needs mix_op interpolate.",
+    switch_prob: Optional[float] = option(None, "mixup and CutMix in one run: each mixed batch (each example with "
+                                          "lam_per_example) is CutMix with this probability, else mixup (timm's "
+                                          "switch_prob); needs mix_op interpolate.",
                                           min=0.0, max=1.0, panel="Mixing", shown_default="off")
     cutmix_alpha: Optional[float] = option(None, "CutMix's own strength: its lambda ~ Beta(cutmix_alpha, "
                                            "cutmix_alpha) (timm's cutmix_alpha); alpha stays mixup's.", min=0.0,
@@ -87,18 +88,25 @@ class TrainConfig:
     loss: str = option("ce", "Training loss: ce (cross-entropy) or bce (binary cross-entropy of each class's logit "
                        "against the mixed, smoothed target; timm's BinaryCrossEntropy).", choices=["ce", "bce"],
                        panel="Mixing")
-    lam_per_example: bool = option(False, "Draw lambda for every example rather than once per batch.",
+    lam_per_example: bool = option(False, "Draw lambda for every example rather than once per batch (timm's mode "
+                                   "elem): mix_prob and switch_prob then decide for each example on its own.",
                                    panel="Mixing")
-    mix_prob: float = option(1.0, "Probability that a batch is mixed at all; the others train as ERM.", min=0.0,
+    mix_prob: float = option(1.0, "Probability that a batch (an example, with lam_per_example) is mixed at all; "
+                             "the others train as ERM.", min=0.0,
                              max=1.0, panel="Mixing")
     label_smoothing: float = option(0.0, "Label smoothing epsilon (Szegedy et al. 2016): target 1-eps+eps/K for the "
                                     "label, eps/K for the others (§3.8's baseline).", min=0.0, max=1.0,
                                     panel="Mixing")
-    input_noise: float = option(0.0, "Std of Gaussian noise added to training inputs in their raw scale (pixels in "
-                                "[0, 1]) (§3.8's baseline).", min=0.0, panel="Mixing")
+    input_noise: float = option(0.0, "Std of Gaussian noise added to training inputs in normalized units (after the "
+                                "dataset's per-channel mean/std, where the authors' pipeline adds it; §3.8's baseline).",
+                                min=0.0, panel="Mixing")
     epochs: int = option(30, "Number of training epochs.", min=1, panel="Common")
-    batch_size: int = option(64, "Training batch size of each process (under torchrun the global batch is this "
-                             "times the number of processes).", min=1, panel="Common")
+    batch_size: int = option(64, "Training batch size of each process and micro-batch (global batch: this x "
+                             "accumulate x processes).", min=1, panel="Common")
+    accumulate: int = option(1, "Gradient accumulation: each optimizer step sums the gradients of this many "
+                             "micro-batches of batch_size, exactly the update of one batch this many times larger "
+                             "(mixed as one batch; BatchNorm sees each micro-batch alone), e.g. 4 to reach §3.1's "
+                             "1,024 on 8 GPUs x 32.", min=1, panel="Optimization")
     eval_batch_size: int = option(512, "Evaluation batch size.", min=1, panel="Speed")
     optimizer: str = option("sgd", "Optimizer.", choices=_optimizer_names, choice_names=["sgd", "adam"],
                             panel="Optimization")
@@ -106,10 +114,13 @@ class TrainConfig:
                        min_exclusive=True, panel="Common")
     lr_scale_batch: Optional[int] = option(None, "Linear scaling rule (Goyal et al. 2017): the peak lr becomes "
                                            "lr * global batch / this (e.g. 256); global batch = batch_size * "
-                                           "processes.", min=1, panel="Optimization", shown_default="off")
+                                           "accumulate * processes.", min=1, panel="Optimization", shown_default="off")
     momentum: float = option(0.9, "SGD momentum.", min=0.0, max=1.0, panel="Optimization")
     nesterov: bool = option(False, "Nesterov momentum for SGD.", panel="Optimization")
     weight_decay: float = option(1e-4, "Weight decay (L2), the paper's default 1e-4.", min=0.0, panel="Optimization")
+    weight_decay_exclude: str = option("none", "Parameters weight decay skips: none, or bn-bias (BatchNorm's "
+                                       "gamma and beta and every bias, as §3.1's ImageNet recipe after Goyal et "
+                                       "al. 2017).", choices=["none", "bn-bias"], panel="Optimization")
     schedule: str = option("cosine", "Learning-rate schedule after warm-up.", choices=_schedule_names,
                            choice_names=["constant", "step", "cosine"], panel="Optimization")
     milestones: list[int] = option([], "Epochs at which the step schedule multiplies the lr by gamma, e.g. 100,150.",

@@ -1,7 +1,7 @@
 """The GAN stabilization experiment of §3.7 (Figure 5): toy 2-D data, standard vs mixup GAN.
 
     toy2d.py     the toy datasets (registry) and the mode-coverage metrics
-    losses.py    standard and mixup discriminator losses, the generator loss, lambda schemes
+    losses.py    standard and mixup discriminator losses, the generator losses, lambda schemes
     training.py  the resumable training loop and the experiment grid
     plot.py      the Figure 5 layout (matplotlib, Agg)
 
@@ -14,7 +14,8 @@ from __future__ import annotations
 import importlib
 
 _API = {
-    "GanConfig": "..config", "LAMBDA_SCHEMES": "losses", "generator_loss": "losses", "mix": "losses",
+    "GanConfig": "..config", "GENERATOR_LOSSES": "losses", "LAMBDA_SCHEMES": "losses", "mix": "losses",
+    "minimax_generator_loss": "losses", "non_saturating_generator_loss": "losses",
     "mixup_discriminator_loss": "losses", "standard_discriminator_loss": "losses", "TOY_DATASETS": "toy2d",
     "Toy2D": "toy2d", "get_toy": "toy2d", "mode_metrics": "toy2d", "register_toy": "toy2d",
     "SubRun": "training", "aggregate": "training", "plan": "training", "run_experiment": "training",

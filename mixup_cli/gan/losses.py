@@ -1,9 +1,11 @@
 """The GAN objectives of §3.7: the standard discriminator loss, its mixup form, the generator's.
 
-Standard GAN (the paper's first equation): min_d E l(d(x), 1) + l(d(g(z)), 0), with l the binary
-cross-entropy. mixup GAN (its second equation): min_d E l(d(lam*x + (1-lam)*g(z)), lam), lam drawn
-per example. The generator always uses the non-saturating loss l(d(g(z)), 1) on unmixed fakes
-(Goodfellow et al., 2014), whichever discriminator loss is used.
+Standard GAN (the paper's first equation): max_g min_d E l(d(x), 1) + l(d(g(z)), 0), with l the binary
+cross-entropy. mixup GAN (its second equation): max_g min_d E l(d(lam*x + (1-lam)*g(z)), lam), lam drawn
+per example. The generator's loss is a choice (GENERATOR_LOSSES, `--g-loss`), scored on unmixed fakes
+whichever discriminator loss is used (mixup is the discriminator's, as in the authors' demo):
+  minimax         the paper's max_g: g maximizes l(d(g(z)), 0), i.e. minimizes -softplus(d(g(z)))
+  non-saturating  l(d(g(z)), 1) = softplus(-d(g(z))) (Goodfellow et al., 2014's practical variant)
 """
 from __future__ import annotations
 
@@ -28,8 +30,23 @@ def mixup_discriminator_loss(logits: torch.Tensor, lam: torch.Tensor) -> torch.T
     return F.binary_cross_entropy_with_logits(logits, lam.to(logits.dtype))
 
 
-def generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
-    """Non-saturating: l(d(g(z)), 1) = softplus(-d(g(z))), mean over the batch."""
+GENERATOR_LOSSES: Registry[Callable[[torch.Tensor], torch.Tensor]] = Registry("generator loss")
+
+
+@GENERATOR_LOSSES.register("minimax")
+def minimax_generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """The paper's objective: -l(d(g(z)), 0) = -softplus(d(g(z))), mean over the batch.
+
+    The authors' demo (hongyi-zhang/mixup, gan/example_gan.py) computes lossG = -bce(d(data), labels)
+    on an unmixed batch of B reals (label 1) and B fakes (label 0): half this value plus a term of
+    the reals that carries no gradient to g, so the same direction of descent.
+    """
+    return -F.softplus(fake_logits).mean()
+
+
+@GENERATOR_LOSSES.register("non-saturating")
+def non_saturating_generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """l(d(g(z)), 1) = softplus(-d(g(z))), mean over the batch: strong gradients while d rejects the fakes."""
     return F.softplus(-fake_logits).mean()
 
 

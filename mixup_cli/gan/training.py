@@ -1,8 +1,9 @@
 """Training toy GANs, standard and mixup (§3.7, Figure 5), resumably.
 
 An experiment is a grid of sub-runs (method x z-dim x lr x seed). Each sub-run lives in
-`<out>/runs/<key>/`: `last.pt` (checkpoint while unfinished), `result.json` (once finished) and
-the sample CSVs of its snapshots. A resumed experiment skips sub-runs holding `result.json` and
+`<out>/runs/<key>/`: `last.pt` (checkpoint while unfinished), `result.json` (once finished),
+the sample CSVs of its snapshots, and with --log the snapshots' metrics (summary.csv, tensorboard/),
+keyed by iteration. A resumed experiment skips sub-runs holding `result.json` and
 continues an unfinished one from its `last.pt`; every random draw is a function of (seed,
 iteration), so a resumed sub-run makes the same draws the uninterrupted one would have.
 
@@ -28,9 +29,10 @@ from ..checkpoint import load_checkpoint, save_checkpoint
 from ..config import GanConfig, default_threads, to_dict
 from ..devices import resolve_device
 from ..errors import ConfigError, RunError
+from ..logging_sinks import Sinks, open_sinks
 from ..runs import ensure_writable_dir
 from ..seeding import MIX, MODEL, derive_seed
-from .losses import LAMBDA_SCHEMES, generator_loss, standard_discriminator_loss
+from .losses import GENERATOR_LOSSES, LAMBDA_SCHEMES, standard_discriminator_loss
 from .toy2d import Toy2D, get_toy, mode_metrics
 
 DATA, EVAL = 10, 11  # seeding streams of this module (real data and noise; the fixed evaluation noise)
@@ -164,6 +166,7 @@ class _SubRunRecipe:
         """The lambda scheme, batch shapes, random streams, and the loss sums of the current window."""
         config, sub, device = self.config, self.sub, self.device
         self.scheme = LAMBDA_SCHEMES.get(config.lam_dist)
+        self.generator_loss = GENERATOR_LOSSES.get(config.g_loss)
         self.mixing = sub.alpha > 0
         b = config.batch_size
         self.reals_per_step = b * (self.scheme.reals if self.mixing else 1)
@@ -179,6 +182,16 @@ class _SubRunRecipe:
         self.lambdas = None
 
     def train(self, callbacks: GanCallbacks, should_stop: Callable[[], bool], progress_every: int) -> dict:
+        """The iterations left, each snapshot also to the --log sinks (opened with the resumed snapshots)."""
+        sinks = open_sinks(self.config.log, self.run_dir, [tracked(s) for s in self.snapshots], to_dict(self.config),
+                           step_key="iteration")
+        try:
+            return self._train(callbacks, should_stop, progress_every, sinks)
+        finally:  # an interrupted sub-run too: every snapshot taken is in the sinks' files
+            sinks.close()
+
+    def _train(self, callbacks: GanCallbacks, should_stop: Callable[[], bool], progress_every: int,
+               sinks: Sinks) -> dict:
         config = self.config
         self.started = time.perf_counter()
         trained = 0
@@ -190,7 +203,9 @@ class _SubRunRecipe:
             trained += 1
             done = iteration + 1
             if done in self.snapshot_at:
-                callbacks.on_snapshot(self.sub, self.snapshot(done))
+                record = self.snapshot(done)
+                sinks.log(tracked(record))
+                callbacks.on_snapshot(self.sub, record)
                 if done < config.iterations:
                     self.save(done)
             elif done % config.checkpoint_every == 0:
@@ -235,11 +250,11 @@ class _SubRunRecipe:
             self.d_sum += d_loss.detach()
 
     def _generator_step(self) -> None:
-        """Non-saturating loss on unmixed fakes; d's weights need no gradient here."""
+        """--g-loss (minimax or non-saturating) on unmixed fakes; d's weights need no gradient here."""
         for p in self.d_params:
             p.requires_grad_(False)
         noise = torch.randn(self.config.batch_size, self.sub.z_dim, generator=self.draws, device=self.device)
-        g_loss = generator_loss(self.discriminator(self.generator(noise)))
+        g_loss = self.generator_loss(self.discriminator(self.generator(noise)))
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         self.opt_g.step()
@@ -292,6 +307,11 @@ def _snapshot(config, toy, sub, generator, eval_noise, run_dir, iteration, d_los
         samples = generator(eval_noise).float().cpu()
     write_samples(run_dir / f"samples-{sub.method}-{iteration}.csv", samples)
     return {"iteration": iteration, **score(samples, toy, config), "d_loss": d_loss, "g_loss": g_loss}
+
+
+def tracked(record: dict) -> dict:
+    """A snapshot's numbers (iteration first), as --log writes them; the per-mode counts stay in result.json."""
+    return {k: v for k, v in record.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 def score(samples: torch.Tensor, toy: Toy2D, config: GanConfig) -> dict:
@@ -384,7 +404,8 @@ def run_experiment(config: GanConfig, out_dir: Path, resume: bool = False, callb
     figure = _plot_first_pair(config, toy, out_dir, subruns, results, real)
     trained = [r["iterations_per_second"] for r in results if r.get("iterations_per_second")]
     summary = {"dataset": config.dataset, "dataset_description": toy.description, "alpha": config.alpha,
-               "lam_dist": config.lam_dist, "iterations": config.iterations, "d_steps": config.d_steps,
+               "lam_dist": config.lam_dist, "g_loss": config.g_loss, "iterations": config.iterations,
+               "d_steps": config.d_steps,
                "batch_size": config.batch_size, "hidden": config.hidden, "layers": config.layers,
                "seeds": config.seeds, "z_dim": config.z_dim, "lr": config.lr, "cover_share": config.cover_share,
                "figure": str(figure), "out": str(out_dir), "device": str(device),
@@ -415,7 +436,7 @@ def _plot_first_pair(config: GanConfig, toy: Toy2D, out_dir: Path, subruns: list
     figure = out_dir / f"gan-{config.dataset}.png"
     plot_snapshots(figure, real.numpy(), panels, [r["method"] for r in pair], config.snapshot_iterations(),
                    {r["method"]: r["alpha"] for r in pair}, toy, title=f"{toy.name}: z-dim {first.z_dim}, "
-                   f"lr {first.lr:g}, seed {first.seed}, lambda {config.lam_dist}")
+                   f"lr {first.lr:g}, seed {first.seed}, lambda {config.lam_dist}, g loss {config.g_loss}")
     return figure
 
 

@@ -35,8 +35,6 @@ def check_cutmix_options(config) -> None:
     if config.switch_prob is not None and config.mix_where != "input":
         raise ConfigError("config key 'switch_prob' mixes by cutmix, which works on the input only; set config key "
                           "'mix_where' to input")
-    if config.switch_prob is not None and config.lam_per_example:
-        raise ConfigError("config key 'switch_prob' switches once per batch; drop config key 'lam_per_example'")
     for key in ("cutmix_alpha", "cutmix_minmax", "correct_lam"):
         if not cutmix and getattr(config, key) != MIXING_ONLY[key]:
             raise ConfigError(f"config key '{key}' only acts on CutMix; set config key 'mix_op' cutmix or config "
@@ -79,6 +77,10 @@ def check_mixing(config, spec) -> None:
         if config.mix_op == "cutmix":
             raise ConfigError(f"config key 'mix_op' cutmix pastes image boxes and works on the input only; set "
                               f"config key 'mix_where' to input, or config key 'mix_op' to interpolate")
+        if getattr(config, "accumulate", 1) > 1:
+            raise ConfigError(f"config key 'accumulate' splits each batch into micro-batches before the model, so "
+                              f"mixing hidden layers (config key 'mix_where' {where}) could pair only within a "
+                              f"micro-batch, not as the whole batch would; use mix_where input, or accumulate 1")
     check_cutmix_options(config)
     uses_cutmix = config.mix_op == "cutmix" or config.switch_prob is not None
     if uses_cutmix and len(spec.input_shape) != 3:

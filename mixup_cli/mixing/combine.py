@@ -76,6 +76,7 @@ def cutmix(inputs: torch.Tensor, partners: torch.Tensor, lam: Lam, rng: np.rando
         boxes = cut_boxes_minmax(len(lam_host), height, width, minmax, rng)
     else:
         boxes = cut_boxes(lam_host, height, width, rng)
+    boxes[lam_host >= 1.0] = 0  # an example left unmixed (lambda 1) gets no box, as timm's `if lam != 1`
     if correct_lam or minmax:
         lam_host = 1.0 - (boxes[:, 1] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 2]) / (height * width)
     # non_blocking: a blocking copy from host memory waits for every queued kernel (a sync per step).
@@ -86,3 +87,16 @@ def cutmix(inputs: torch.Tensor, partners: torch.Tensor, lam: Lam, rng: np.rando
               & (xs >= box[:, 2, None, None]) & (xs < box[:, 3, None, None]))
     mixed = torch.where(inside[:, None], partners, inputs)
     return mixed, lam_tensor(lam_host, inputs.device) if per_example else float(lam_host[0])
+
+
+def switch_per_example(inputs: torch.Tensor, partners: torch.Tensor, lam: np.ndarray, rng: np.random.Generator, *,
+                       use_cutmix: np.ndarray, cut, blend):
+    """Both operations in one batch, chosen per example (timm's mode 'elem' with switch_prob): rows
+    where `use_cutmix` get a box of their partner by `cut` (lambda corrected to the area kept, row by
+    row), the others are mixed by `blend`; each operation leaves the other's rows alone (lambda 1).
+    The choice is a host array, copied to the device without waiting."""
+    boxed, boxed_lam = cut(inputs, partners, np.where(use_cutmix, lam, 1.0), rng)
+    blended, blended_lam = blend(inputs, partners, np.where(use_cutmix, 1.0, lam), rng)
+    chosen = torch.from_numpy(use_cutmix).to(inputs.device, non_blocking=True)
+    mixed = torch.where(chosen.view(-1, *([1] * (inputs.dim() - 1))), boxed, blended)
+    return mixed, torch.where(chosen, boxed_lam, blended_lam)

@@ -58,6 +58,24 @@ class MixedBatch:
             lam = lam.reshape(-1, *([1] * (h.dim() - 1))).to(h.dtype)
         return lam * h + (1 - lam) * h[self.perm]
 
+    def micro_batches(self, parts: int) -> list[tuple["MixedBatch", float]]:
+        """The batch cut into `parts` micro-batches of near-equal size (gradient accumulation), each
+        with its share of the rows: the shares weight the micro-batches' mean losses so that their
+        sum is this batch's mean loss, and the summed gradients its gradient. Mixing is done already,
+        over the whole batch (one lambda, partners anywhere in it), so only the mixed inputs, both
+        label sets and per-example weights are cut; mixing inside the model cannot be cut so."""
+        if parts == 1:
+            return [(self, 1.0)]
+        if self.mix_at is not None:
+            raise ValueError("a batch mixed inside the model pairs rows across the whole batch; it cannot be split")
+        rows = self.inputs.shape[0]
+        lam = self.lam
+        pieces = [torch.tensor_split(t, parts) for t in (self.inputs, self.targets_a, self.targets_b)]
+        lams = torch.tensor_split(lam, parts) if isinstance(lam, torch.Tensor) else [lam] * parts
+        return [(dataclasses.replace(self, inputs=x, targets_a=a, targets_b=b, lam=weight, perm=None,
+                                     partner_index=None), x.shape[0] / rows)
+                for x, a, b, weight in zip(*pieces, lams) if x.shape[0] > 0]
+
     def loss(self, logits: torch.Tensor) -> torch.Tensor:
         if self.loss_kind == "bce":
             return mixed_binary_cross_entropy(logits, self.targets_a, self.targets_b, self.lam, self.label_smoothing)

@@ -7,8 +7,10 @@ A step of the transform, each a registry entry chosen by a TrainConfig key:
   combine   (mix_op)                   how two inputs become one       combine.py: interpolate | cutmix
   placement (mix_where, mix_layer)     where in the network they mix   PLACEMENTS: input | latent | manifold
   targets   (mix_targets)              what the loss scores            TARGETS: mixed | inputs-only
-plus lambda per batch or per example, a probability of mixing a batch at all, label smoothing and
-Gaussian input noise. alpha = 0 (or a batch left unmixed) is plain ERM through the same code.
+plus lambda per batch or per example (with the mixing coin and the CutMix switch per example too, timm's
+mode 'elem'), a probability of mixing a batch at all, label smoothing and
+Gaussian input noise (in normalized units: `noise_std`). alpha = 0 (or a batch left unmixed) is plain
+ERM through the same code.
 Randomness: `rng` (numpy, host) draws lambda, the layer, the coin and boxes; `generator` (torch,
 on the batch's device) draws permutations, neighbours and noise, so no step waits on the device.
 """
@@ -22,7 +24,7 @@ import torch
 
 from ..config.train import DEFAULT_ALPHA  # alpha by mix_where, re-exported by mixing
 from ..registry import Registry
-from .combine import COMBINES
+from .combine import COMBINES, switch_per_example
 from .core import MixedBatch
 from .pairing import PAIRINGS, Partners
 
@@ -81,6 +83,28 @@ def larger_weight_target(batch: MixedBatch) -> MixedBatch:
     return batch
 
 
+def noise_std(sigma: float, model: Optional[torch.nn.Module] = None):
+    """§3.8's Gaussian noise of std `sigma` in normalized units, as a std in the batch's raw units.
+
+    The authors' pipeline normalizes in its data transforms, so noise on its batches is in normalized
+    units; our batches are raw (images in [0, 1]) and the model normalizes (models/base.py: Normalized).
+    sigma * std per channel here is N(0, sigma^2) after that normalization. Without a model that
+    normalizes, `sigma` itself.
+    """
+    std = getattr(model, "std", None)
+    if sigma == 0 or not isinstance(std, torch.Tensor):
+        return sigma
+    return sigma * std.detach().clone()
+
+
+def add_noise(inputs: torch.Tensor, std, generator: torch.Generator) -> torch.Tensor:
+    """inputs + std * N(0, 1), `std` a float or a per-channel tensor that broadcasts over the batch."""
+    noise = torch.randn(inputs.shape, device=inputs.device, generator=generator)
+    if isinstance(std, torch.Tensor):
+        std = std.to(device=inputs.device, dtype=inputs.dtype)
+    return inputs + std * noise
+
+
 class Mixer:
     """The assembled transform; `needs_index` tells the trainer to pass each example's dataset index."""
 
@@ -100,11 +124,26 @@ class Mixer:
     def needs_index(self) -> bool:
         return self.pairing.needs_index
 
-    def draw_lambda(self, alpha: float, rng: np.random.Generator, n: int):
-        """Beta(alpha, alpha): one float per batch, or a host array of n (drawn on the host: no sync)."""
-        if self.lam_per_example:
-            return rng.beta(alpha, alpha, size=n)
-        return float(rng.beta(alpha, alpha))
+    def per_example(self, alpha: float, rng: np.random.Generator, n: int) -> tuple[Callable, np.ndarray]:
+        """timm's mode 'elem' (its _params_per_elem): each example's operation (CutMix with the switch's
+        probability, else mixup), its lambda from that operation's Beta, then its own mix_prob coin
+        (lambda 1, left unmixed, where it fails); and the combine that applies them row by row. A host
+        array of n lambdas (no device sync); coins are drawn only where they can come up both ways."""
+        combine = self.combine
+        if self.switch is None:
+            lam = rng.beta(alpha, alpha, size=n)
+        else:
+            probability, cut, cut_alpha = self.switch
+            cut_alpha = alpha if cut_alpha is None else cut_alpha
+            if probability >= 1.0:
+                combine, lam = cut, rng.beta(cut_alpha, cut_alpha, size=n)
+            else:  # timm draws the coins, then both Betas for every example, CutMix's first
+                use_cutmix = rng.random(n) < probability
+                lam = np.where(use_cutmix, rng.beta(cut_alpha, cut_alpha, size=n), rng.beta(alpha, alpha, size=n))
+                combine = functools.partial(switch_per_example, use_cutmix=use_cutmix, cut=cut, blend=self.combine)
+        if self.mix_prob < 1.0:
+            lam = np.where(rng.random(n) < self.mix_prob, lam, 1.0)
+        return combine, lam
 
     def choose_combine(self, alpha: float, rng: np.random.Generator) -> tuple[Callable, float]:
         """This batch's combine and the alpha its lambda is drawn with: the switch's with its
@@ -118,19 +157,22 @@ class Mixer:
 
     def __call__(self, inputs: torch.Tensor, labels: torch.Tensor, alpha: float, rng: np.random.Generator,
                  generator: torch.Generator, index: Optional[torch.Tensor] = None) -> MixedBatch:
-        # The coin is drawn only when it can come up tails, so default runs draw exactly what mixup() draws.
-        skip = alpha == 0 or (self.mix_prob < 1.0 and rng.random() >= self.mix_prob)
+        # The coin is drawn only when it can come up tails, so default runs draw exactly what mixup() draws;
+        # with lam_per_example every example tosses its own (per_example).
+        skip = alpha == 0 or (not self.lam_per_example and self.mix_prob < 1.0 and rng.random() >= self.mix_prob)
         if skip:
             batch = MixedBatch(inputs, labels, labels)
         else:
-            combine, alpha = self.choose_combine(alpha, rng)
-            lam = self.draw_lambda(alpha, rng, inputs.shape[0])
+            if self.lam_per_example:
+                combine, lam = self.per_example(alpha, rng, inputs.shape[0])
+            else:
+                combine, alpha = self.choose_combine(alpha, rng)
+                lam = float(rng.beta(alpha, alpha))
             partners = self.pairing(inputs, labels, index, generator)
             batch = self.targets(self.placement(self, inputs, labels, partners, lam, rng, combine=combine))
         batch.label_smoothing, batch.loss_kind = self.label_smoothing, self.loss
-        if self.input_noise > 0:
-            noise = torch.randn(batch.inputs.shape, device=batch.inputs.device, generator=generator)
-            batch.inputs = batch.inputs + self.input_noise * noise
+        if isinstance(self.input_noise, torch.Tensor) or self.input_noise > 0:
+            batch.inputs = add_noise(batch.inputs, self.input_noise, generator)
         return batch
 
 
@@ -152,7 +194,7 @@ def build_mixer(config, model: Optional[torch.nn.Module] = None, train_set=None,
     return Mixer(pairing, combine, PLACEMENTS.get(where),
                  TARGETS.get(get("mix_targets", "mixed")), layer=get("mix_layer", None), mixing_points=points,
                  lam_per_example=get("lam_per_example", False), mix_prob=get("mix_prob", 1.0),
-                 label_smoothing=get("label_smoothing", 0.0), input_noise=get("input_noise", 0.0),
+                 label_smoothing=get("label_smoothing", 0.0), input_noise=noise_std(get("input_noise", 0.0), model),
                  switch=switch, loss=get("loss", "ce"))
 
 

@@ -83,14 +83,17 @@ def _table2(report: dict) -> list[str]:
 
 @renders("table4")
 def _table4(report: dict) -> list[str]:
-    return table(["dataset", "method", "test error"],
-                 [[r["dataset"], r["method"], pm(r["test_error"])] for r in report["rows"]])
+    lines = table(["dataset", "method", "test error"],
+                  [[r["dataset"], r["method"], pm(r["test_error"])] for r in report["rows"]])
+    return lines + [f"\nNot run, `{name}`: {why}" for name, why in report.get("missing", {}).items()]
 
 
 @renders("table5")
 def _table5(report: dict) -> list[str]:
-    return table(["row", "median test error of the last 10 epochs", "last epoch"],
-                 [[r["row"], pm(r["median_last10_test_error"]), pm(r["test_error"])] for r in report["rows"]])
+    papers = any(r.get("paper") is not None for r in report["rows"])  # --scale paper: ERM and mixup's
+    return table(["row", "median test error of the last 10 epochs", "last epoch"] + ["paper"] * papers,
+                 [[r["row"], pm(r["median_last10_test_error"]), pm(r["test_error"])]
+                  + ["-" if r.get("paper") is None else r["paper"]] * papers for r in report["rows"]])
 
 
 @renders("figure5")
