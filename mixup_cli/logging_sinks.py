@@ -16,6 +16,7 @@ import csv
 import hashlib
 import importlib.util
 import math
+import re
 import shutil
 from pathlib import Path
 from typing import Optional
@@ -105,13 +106,28 @@ def wandb_id(run_dir: Path) -> str:
     return f"{path.name}-{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
 
 
+_WANDB_RUN = re.compile(r"^(?:offline-)?run-(\d{8}_\d{6})-(.+)$")  # wandb's folder per run: run-<date>_<time>-<id>
+
+
+def recorded_wandb_id(run_dir: Path) -> Optional[str]:
+    """The id of the wandb run this directory logged to last, read from the folder wandb keeps in it
+    (wandb/run-<date>_<time>-<id>/, offline-run-... offline); None when it holds none."""
+    folder = Path(run_dir) / "wandb"
+    found = [m.groups() for p in (folder.iterdir() if folder.is_dir() else ()) if p.is_dir()
+             for m in [_WANDB_RUN.match(p.name)] if m]
+    return max(found)[1] if found else None
+
+
 class WandbSink:
     def __init__(self, run_dir: Path, history: list[dict], config: Optional[dict] = None, step_key: str = "epoch"):
         import wandb
 
         self.step_key = step_key
+        # A resume continues the wandb run the directory already logged to, whatever its id: one from before
+        # ids carried the path's hash (the folder's name alone), or from where the folder was before a move.
+        run_id = (recorded_wandb_id(run_dir) if history else None) or wandb_id(run_dir)
         self.run = wandb.init(dir=str(run_dir), name=Path(run_dir).name, config=config or {}, resume="allow",
-                              id=wandb_id(run_dir))
+                              id=run_id)
 
     def log(self, record: dict) -> None:
         self.run.log(_scalars(record), step=int(record.get(self.step_key, 0)))

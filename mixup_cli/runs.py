@@ -59,6 +59,9 @@ class RunKind:
     saved_config: str  # the file holding the config it was started with
     default_name: Callable  # config -> the folder name under runs/ when --out is not given
     own: Optional[tuple] = None  # names whose presence means the directory is occupied; None: anything
+    # Keys added after a release with a default unlike the behaviour before them: the value a saved config
+    # that predates the key ran with, so a resume continues that run as it started (gan's g_loss).
+    legacy: Optional[dict] = None
 
 
 # A run is its checkpoints: a folder whose first checkpoint never got written (a full disk, a kill in epoch 1)
@@ -66,7 +69,8 @@ class RunKind:
 TRAIN_RUN = RunKind("run", "a run", (LAST, CONFIG), CONFIG, default_run_name, (LAST, BEST, SUMMARY))
 GAN_EXPERIMENT = RunKind("experiment", "results", (CONFIG,), CONFIG,
                          lambda c: f"gan-{c.dataset}-{time.strftime('%Y%m%d-%H%M%S')}",
-                         (CONFIG, SUMMARY, "real.csv", "runs"))
+                         (CONFIG, SUMMARY, "real.csv", "runs"),
+                         legacy={"g_loss": "non-saturating"})  # the only generator loss before --g-loss
 CORRUPT_LABELS_EXPERIMENT = RunKind("experiment", "files", (EXPERIMENT,), EXPERIMENT,
                                     lambda c: f"corrupt-labels-{_dataset_part(c)}-{time.strftime('%Y%m%d-%H%M%S')}")
 
@@ -148,7 +152,7 @@ def resolve_for(kind: RunKind, resolve: Callable, yaml_path, overrides: dict, ex
         return resolve(yaml_path, overrides)
     if not overrides.get("out"):
         raise ConfigError(f"--resume needs --out DIR, the {kind.noun} directory to continue")
-    saved = read_saved_config(kind, Path(overrides["out"]))
+    saved = {**(kind.legacy or {}), **read_saved_config(kind, Path(overrides["out"]))}
     given = resolve(yaml_path, overrides, base=saved)
     check_resume_config(kind, saved, given, explicit)
     return given

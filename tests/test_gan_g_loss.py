@@ -74,3 +74,27 @@ def test_an_unknown_generator_loss_is_one_line_naming_the_choices(cli, tmp_path)
     assert result.exit_code == 2
     assert "minimax" in result.stderr and "non-saturating" in result.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_an_experiment_saved_before_g_loss_resumes_with_the_non_saturating_loss_it_ran_with(cli, tmp_path):
+    """Its config.yaml has no g_loss: its sub-runs trained with the non-saturating loss (the only one then).
+    A resume (here growing the seed grid) trains the new sub-run with that loss too, not today's minimax
+    default, and refuses --g-loss minimax as a contradiction, as for any key the experiment set."""
+    out = tmp_path / "old"
+    first = cli("gan", *ONE_ITERATION, "--alpha", "0", "--g-loss", "non-saturating", "--out", out)
+    assert first.exit_code == 0, first.stderr
+    saved = out / "config.yaml"
+    lines = saved.read_text().splitlines(keepends=True)
+    assert any(line.startswith("g_loss:") for line in lines)
+    saved.write_text("".join(line for line in lines if not line.startswith("g_loss:")))  # as written before the key
+
+    refused = cli("gan", "--resume", "--out", out, "--g-loss", "minimax", "--json")
+    assert refused.exit_code == 2 and "g_loss" in refused.stderr
+
+    grown = cli("gan", "--resume", "--out", out, "--seeds", "0,1", "--json")
+    assert grown.exit_code == 0, grown.stderr
+    summary = grown.json()
+    assert summary["g_loss"] == "non-saturating"
+    new = next(r for r in summary["runs"] if r["seed"] == 1)
+    assert new["snapshots"][0]["g_loss"] == pytest.approx(BY_HAND["non-saturating"](first_generator_logits(out, new)).item(),
+                                                          rel=1e-5)

@@ -174,3 +174,31 @@ def test_wandb_ids_keep_sub_runs_of_the_same_name_apart(tmp_path, monkeypatch):
         logging_sinks.WandbSink(tmp_path / experiment / "runs" / "erm-z2-lr0.001-seed0", [], step_key="iteration")
     ids = [c["id"] for c in calls]
     assert ids[0] != ids[1] and ids[0] == ids[2] and all(i.startswith("erm-z2-lr0.001-seed0-") for i in ids)
+
+
+def test_a_resumed_run_continues_the_wandb_run_its_directory_logged_to(tmp_path, monkeypatch):
+    """Ids carry a hash of the directory's path (above), so a run started when the id was the folder's name
+    alone, or a run folder moved since, would start a second wandb run on --resume. A resume takes the id
+    wandb recorded in the directory (wandb/run-<date>_<time>-<id>/, the newest); a new run (no history)
+    gets the path's id as before."""
+    import sys
+    import types
+
+    calls = []
+    fake = types.SimpleNamespace(init=lambda **kw: calls.append(kw) or types.SimpleNamespace(log=None, finish=None))
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    run = tmp_path / "moved" / "erm"
+    (run / "wandb" / "run-20261130_101500-erm").mkdir(parents=True)  # the id an older version gave it
+    (run / "wandb" / "offline-run-20261201_080000-erm-1a2b3c4d").mkdir()  # newer: after a move, say
+    (run / "wandb" / "latest-run").mkdir()  # not a run folder
+    logging_sinks.WandbSink(run, [{"epoch": 1}])
+    logging_sinks.WandbSink(run, [])
+    logging_sinks.WandbSink(tmp_path / "fresh", [{"epoch": 1}])  # a resume with nothing recorded
+    old = tmp_path / "old" / "erm"
+    (old / "wandb" / "run-20261130_101500-erm").mkdir(parents=True)
+    logging_sinks.WandbSink(old, [{"epoch": 1}])
+    ids = [c["id"] for c in calls]
+    assert ids[0] == "erm-1a2b3c4d"
+    assert ids[1] == logging_sinks.wandb_id(run) != ids[0]
+    assert ids[2] == logging_sinks.wandb_id(tmp_path / "fresh")
+    assert ids[3] == "erm"

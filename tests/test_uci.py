@@ -11,7 +11,7 @@ import pytest
 
 from mixup_cli.config import TrainConfig, resolve_config
 from mixup_cli.data import load_dataset
-from mixup_cli.data.uci import SETS, impute_median
+from mixup_cli.data.uci import SETS, impute_median, standardize
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 TABLE4 = sorted((EXAMPLES / "table4").glob("*.yaml"))
@@ -161,6 +161,18 @@ def test_imputation_uses_the_training_rows_median_only():
     assert filled[2, 0] == 2.0 and filled[4, 0] == 2.0  # median of 1 and 3; the test row's 100 is not used
     assert filled[0, 1] == 3.0 and filled[4, 1] == 3.0
     assert filled[3].tolist() == [100.0, 1000.0]
+
+
+def test_a_column_constant_in_training_is_centred_not_divided_by_its_rounding_error():
+    """0.1 three times has a float std of 1.4e-17, not 0: dividing by it put a test row's 0.2 at 7e15
+    and the training rows at +-1. Such a column (a constant, or one filled by imputation from a single
+    known value) is centred on its value only; the other columns are standardized as before."""
+    features = np.array([[0.1, 1.0], [0.1, 2.0], [0.1, 3.0], [0.2, 4.0]])
+    out = standardize(features, train=np.array([0, 1, 2]))
+    assert out[:3, 0].tolist() == [0.0, 0.0, 0.0]
+    assert out[3, 0] == pytest.approx(0.1)
+    assert out[:3, 1] == pytest.approx([-1.224745, 0.0, 1.224745])
+    assert out[3, 1] == pytest.approx(2 * 1.224745)
 
 
 def test_arcene_valid_files_are_the_test_split(tmp_path):

@@ -253,9 +253,15 @@ def impute_median(features: np.ndarray, train: np.ndarray) -> np.ndarray:
 
 
 def standardize(features: np.ndarray, train: np.ndarray) -> np.ndarray:
-    mean = features[train].mean(axis=0)
-    std = features[train].std(axis=0)
-    std[std == 0] = 1.0  # a constant column (common in Arcene) stays constant
+    """(x - mean) / std with the training rows' statistics. A column constant over the training rows
+    (common in Arcene, or after imputing a column known in one training row only) is only centred on
+    its value: its float std is not always 0 (0.1 three times gives 1.4e-17), and dividing by that
+    would put the test rows that differ from it at 1e16."""
+    rows = features[train]
+    mean = rows.mean(axis=0)
+    std = rows.std(axis=0)
+    constant = rows.min(axis=0) == rows.max(axis=0)
+    mean[constant], std[constant] = rows[0, constant], 1.0
     return (features - mean) / std
 
 
