@@ -86,6 +86,17 @@ def test_stage_two_stops_at_the_first_epoch_without_a_better_validation_accuracy
     assert "stage 2 ran 2 epochs (stopped early)" in result.stderr
 
 
+def test_stage_two_that_runs_all_its_epochs_did_not_stop_early(cli, tmp_path, monkeypatch):
+    """The last allowed epoch without a better accuracy ends stage 2 at --finetune-epochs, not early."""
+    scripted = iter([50.0, 60.0, 70.0, 65.0])
+    monkeypatch.setattr(training, "evaluate_episodes", lambda *a, **k: {"mean": next(scripted), "ci95": 1.0})
+    result = cli("fewshot", "train", *QUICK, "--patience", "1", "--out", tmp_path / "r", "--json")
+    assert result.exit_code == 0, result.stderr
+    summary = result.json()
+    assert summary["finetune_epochs_run"] == 2 and not summary["stopped_early"]
+    assert not metrics(tmp_path / "r")[-1]["early_stop"] and "stopped early" not in result.stderr
+
+
 def test_patience_lets_stage_two_wait_for_a_later_best_and_stage_one_is_never_chosen(cli, tmp_path, monkeypatch):
     scripted = iter([99.0, 60.0, 70.0, 65.0, 90.0, 95.0])  # stage 1's 99 % is not the fine-tuned backbone
     monkeypatch.setattr(training, "evaluate_episodes", lambda *a, **k: {"mean": next(scripted), "ci95": 1.0})
@@ -175,6 +186,23 @@ def test_eval_reports_mean_and_ci_per_shot_on_the_same_episodes_for_every_checkp
     assert other["results"][0]["episodes_digest"] != s2m2["results"][0]["episodes_digest"]
 
 
+def test_eval_notes_checkpoints_whose_novel_images_give_other_episodes(cli, runs, tmp_path):
+    """--per-class limits the novel images too: such checkpoints cannot see the same episodes, and say so."""
+    few = tmp_path / "few"
+    trained = cli("fewshot", "train", "--method", "baseline", "--epochs", "1", "--per-class", "30",
+                  "--val-episodes", "5", "--threads", "1", "--device", "cpu", "--out", few)
+    assert trained.exit_code == 0, trained.stderr
+    result = cli("fewshot", "eval", "--ckpt", runs["s2m2"], "--ckpt", few, "--ways", "3", "--shots", "1",
+                 "--episodes", "10", "--threads", "1", "--json")
+    assert result.exit_code == 0, result.stderr
+    first, second = result.json()
+    assert first["results"][0]["episodes_digest"] != second["results"][0]["episodes_digest"]
+    assert "note: the checkpoints saw different 1-shot episodes" in result.stderr
+    paired = cli("fewshot", "eval", "--ckpt", runs["s2m2"], "--ckpt", runs["baseline"], "--ways", "3", "--shots",
+                 "1", "--episodes", "10", "--threads", "1")
+    assert paired.exit_code == 0 and "note:" not in paired.stderr
+
+
 @pytest.mark.parametrize("args, message", [
     (["--ways", "5"], "--ways 5 is more than the 3 novel classes of the split; pass --ways 3 or fewer"),
     (["--ways", "3", "--shots", "1,170"], "170 shots + 15 queries = 185 images per class, but a novel class holds"),
@@ -194,13 +222,31 @@ def test_eval_refuses_a_checkpoint_of_mixup_train(cli, digits_runs):
 @pytest.mark.parametrize("args, message", [
     (["--split", "base:0-5,val:5-7,novel:8-9"], "puts class 5 in base and val"),
     (["--split", "cifar-fs"], "split 'cifar-fs' is a split of cifar100's classes, not of digits's"),
-    (["--split", "base:0-7,val:8,novel:9", "--val-ways", "2"], "--val-ways (2) is more than the 1 val classes"),
+    (["--split", "base:0-5,val:6-7,novel:8-9", "--val-ways", "3"], "--val-ways (3) is more than the 2 val classes"),
+    (["--split", "base:0-7,val:8,novel:9"], "the split gives one val class (8); every role needs at least 2"),
+    (["--split", "base:0,val:5-6,novel:7-9"], "the split gives one base class (0)"),
     (["--method", "mixup"], "has no choice 'mixup'"),
+    (["--dataset", "iris"], "dataset 'iris' is not of square images"),  # not "declare a split": none would do
+    # validation episodes the val classes cannot fill: refused before the first epoch, naming the val flags
+    (["--per-class", "10"], "5 shots + 15 queries = 20 images per class, but a val class holds only 10; lower "
+                            "--val-shots or --queries"),
+    (["--val-shots", "200"], "but a val class holds only 181; lower --val-shots"),
 ])
 def test_train_refuses_a_bad_split_or_method_in_one_line(cli, tmp_path, args, message):
     result = cli("fewshot", "train", *args, "--out", tmp_path / "r")
     assert result.exit_code == 2 and message in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "r").exists()
+
+
+def test_force_with_validation_episodes_the_val_classes_cannot_fill_keeps_the_run_it_would_replace(cli, tmp_path):
+    out = tmp_path / "r"
+    quick = ["--method", "baseline", "--epochs", "1", "--per-class", "30", "--val-episodes", "5", "--threads", "1",
+             "--device", "cpu", "--out", out]
+    assert cli("fewshot", "train", *quick).exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    result = cli("fewshot", "train", *quick, "--val-shots", "20", "--force")
+    assert result.exit_code == 2 and "a val class holds only 30; lower --val-shots" in result.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
 
 
 # --- CIFAR-FS on CIFAR-100 files in their real format -----------------------------------------------

@@ -180,10 +180,39 @@ def test_declared_splits_take_ranges_and_items_that_continue_a_role():
     (["base:5-0", "val:6-7", "novel:8-9"], "is an empty range"),
     (["base:a-b", "val:6-7", "novel:8-9"], "is not a class index or a range"),
     (["cifar-fs"], "is a split of cifar100's classes, not of digits's"),
+    (["base:0", "val:6-7", "novel:8-9"], r"gives one base class \(0\); every role needs at least 2 classes"),
+    (["base:0-5", "val:6", "novel:8-9"], "gives one val class"),
+    (["base:0-5", "val:6-7", "novel:9"], "gives one novel class"),
 ])
 def test_bad_splits_are_refused_with_the_fix(items, message):
     with pytest.raises(ConfigError, match=message):
         parse_split(items, "digits", 10)
+
+
+def test_default_splits_give_every_role_two_classes_or_none():
+    assert default_split("x", 5) is None
+    for classes in range(6, 30):
+        split = parse_split(default_split("x", classes), "x", classes)
+        assert min(len(split.base), len(split.val), len(split.novel)) >= 2
+        assert len(split.base + split.val + split.novel) == classes
+
+
+def test_episode_shape_refusals_name_the_flags_of_the_episodes_checked():
+    with pytest.raises(ConfigError, match=r"--val-ways 3 is more than the 2 val classes.*--val-ways 2 or fewer"):
+        check_episode_shape(3, 1, 15, [100, 100], "val", ("--val-ways", "--val-shots"))
+    with pytest.raises(ConfigError, match="a val class holds only 10; lower --val-shots or --queries"):
+        check_episode_shape(2, 5, 15, [10, 100], "val", ("--val-ways", "--val-shots"))
+
+
+def test_unpaired_shots_are_those_whose_episodes_differ_between_reports():
+    from mixup_cli.fewshot.evaluation import unpaired_shots
+
+    def report(*digests):
+        return {"results": [{"shots": s, "episodes_digest": d} for s, d in zip((1, 5), digests)]}
+
+    assert unpaired_shots([report("a", "b"), report("a", "b")]) == []
+    assert unpaired_shots([report("a", "b"), report("a", "c")]) == [5]
+    assert unpaired_shots([report("a", "b")]) == []
 
 
 # --- Conv-4 ---------------------------------------------------------------------------------------

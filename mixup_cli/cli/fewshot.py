@@ -150,7 +150,7 @@ def render_reports(reports: list[dict], options: FewShotEvalConfig) -> None:
     from rich.table import Table
 
     from ..fewshot.episodes import format_accuracy
-    from ..fewshot.evaluation import accuracy_of
+    from ..fewshot.evaluation import accuracy_of, unpaired_shots
 
     table = Table(title=f"mixup fewshot eval: {options.ways}-way, {options.queries} queries, {options.episodes} "
                         f"episodes (seed {options.episode_seed}), {options.classifier} on frozen features, "
@@ -163,3 +163,8 @@ def render_reports(reports: list[dict], options: FewShotEvalConfig) -> None:
         table.add_row(r["ckpt"], r["method"], str(r["seed"]), str(r["epoch"]),
                       *[format_accuracy(accuracy_of(r, s)) for s in options.shots])
     console.print(table)
+    unpaired = unpaired_shots(reports)
+    if unpaired:
+        console.print(f"note: the checkpoints saw different {', '.join(f'{s}-shot' for s in unpaired)} episodes "
+                      f"(their novel images differ: dataset, split or --per-class), so these columns are not "
+                      f"paired comparisons")

@@ -82,6 +82,8 @@ class FewShotConfig:
         from ..fewshot.splits import default_split, parse_split
 
         spec = get_dataset(self.dataset)
+        if not _square_images(spec):
+            return  # check() refuses it: a split, given or not, would not help
         if not self.split:
             self.split = default_split(spec.name, spec.num_classes) or []
             if not self.split:
@@ -98,8 +100,7 @@ class FewShotConfig:
 
         MODELS.get(self.model)
         spec = get_dataset(self.dataset)
-        shape = spec.input_shape
-        if len(shape) != 3 or shape[1] != shape[2]:
+        if not _square_images(spec):
             raise ConfigError(f"dataset '{spec.name}' is not of square images; few-shot runs rotate images, so "
                               f"they need square ones (cifar100, fashion-mnist, digits)")
         split = parse_split(self.split, spec.name, spec.num_classes)
@@ -107,6 +108,11 @@ class FewShotConfig:
             raise ConfigError(f"config key 'val_ways' ({self.val_ways}) is more than the {len(split.val)} val "
                               f"classes of the split; lower it or give the split more val classes")
         check_device_name(self.device)
+
+
+def _square_images(spec) -> bool:
+    shape = spec.input_shape
+    return len(shape) == 3 and shape[1] == shape[2]
 
 
 @dataclasses.dataclass

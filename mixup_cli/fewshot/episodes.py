@@ -3,8 +3,9 @@ mean accuracy with its 95 % confidence interval (the protocol of Chen et al. 201
 official test.py follows: 1.96 * std / sqrt(episodes)).
 
 An episode draws N classes, then K support and Q query images of each, without repeats. Episode
-i is drawn from (episode seed, i, N, K, Q) alone, so every checkpoint evaluated with the same seed
-sees the same episodes. The classifiers (CLASSIFIERS) see only the support features:
+i is drawn from (episode seed, i, N, K, Q) and the images' class index alone, so every checkpoint of
+the same novel images (dataset, split, per-class subset) evaluated with the same seed sees the same
+episodes. The classifiers (CLASSIFIERS) see only the support features:
 
     logreg   multinomial logistic regression on L2-normalized features, L2 penalty 1/2 |W|^2
              (scikit-learn's default C = 1), fitted by L-BFGS: all episodes at once, since their
@@ -38,17 +39,20 @@ class Episode:
     query: np.ndarray
 
 
-def check_episode_shape(ways: int, shots: int, queries: int, class_sizes: list[int], role: str = "novel") -> None:
-    """One-line refusals of episodes the classes cannot fill."""
+def check_episode_shape(ways: int, shots: int, queries: int, class_sizes: list[int], role: str = "novel",
+                        flags: tuple[str, str] = ("--ways", "--shots")) -> None:
+    """One-line refusals of episodes the classes cannot fill; `flags` name the options of ways and
+    shots (training's validation episodes take --val-ways and --val-shots)."""
+    ways_flag, shots_flag = flags
     if ways < 2:
-        raise ConfigError(f"--ways {ways}: an episode needs at least 2 classes")
+        raise ConfigError(f"{ways_flag} {ways}: an episode needs at least 2 classes")
     if ways > len(class_sizes):
-        raise ConfigError(f"--ways {ways} is more than the {len(class_sizes)} {role} classes of the split; pass "
-                          f"--ways {len(class_sizes)} or fewer, or give the split more {role} classes")
+        raise ConfigError(f"{ways_flag} {ways} is more than the {len(class_sizes)} {role} classes of the split; pass "
+                          f"{ways_flag} {len(class_sizes)} or fewer, or give the split more {role} classes")
     smallest = min(class_sizes)
     if shots + queries > smallest:
         raise ConfigError(f"{shots} shots + {queries} queries = {shots + queries} images per class, but a {role} "
-                          f"class holds only {smallest}; lower --shots or --queries")
+                          f"class holds only {smallest}; lower {shots_flag} or --queries")
 
 
 def sample_episodes(class_index: list[np.ndarray], ways: int, shots: int, queries: int, count: int,

@@ -54,7 +54,7 @@ def evaluate_fewshot(path, options: FewShotEvalConfig, on_shot=None) -> dict:
     split = ClassSplit(**{role: tuple(c) for role, c in payload["fewshot"]["split"].items()})
     pool = pooled_images(get_dataset(config.dataset), config.data_dir)
     novel = role_images(pool, split.novel, payload["fewshot"]["per_class"], payload["fewshot"]["subset_seed"])
-    sizes = torch.bincount(novel.labels).tolist()
+    sizes = torch.bincount(novel.labels, minlength=len(split.novel)).tolist()
     for shots in options.shots:  # refused before any feature is computed
         check_episode_shape(options.ways, shots, options.queries, sizes)
     features = extract_features(net, novel, device, options.eval_batch_size)
@@ -73,3 +73,13 @@ def evaluate_fewshot(path, options: FewShotEvalConfig, on_shot=None) -> dict:
 
 def accuracy_of(report: dict, shots: int) -> Optional[dict]:
     return next((r for r in report["results"] if r["shots"] == shots), None)
+
+
+def unpaired_shots(reports: list[dict]) -> list[int]:
+    """The shot counts whose episodes differ between `reports`: their checkpoints hold different novel
+    images (another dataset, split or --per-class), so the same seed could not give them the same episodes."""
+    digests: dict[int, set] = {}
+    for report in reports:
+        for r in report["results"]:
+            digests.setdefault(r["shots"], set()).add(r["episodes_digest"])
+    return [shots for shots, seen in digests.items() if len(seen) > 1]

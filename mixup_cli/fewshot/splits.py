@@ -70,13 +70,15 @@ def cifar_fs() -> ClassSplit:
 
 def default_split(dataset: str, num_classes: int) -> Optional[list[str]]:
     """The split a dataset gets when none is given: CIFAR-FS for CIFAR-100, half / a fifth / the rest
-    of the classes in order for datasets of 5 classes or more (base:0-4,val:5-6,novel:7-9 for 10)."""
+    of the classes in order, at least 2 in each role, for datasets of 6 classes or more
+    (base:0-4,val:5-6,novel:7-9 for 10)."""
     for name, owner in NAMED.items():
         if dataset == owner:
             return [name]
-    if num_classes < 5:
+    if num_classes < 6:
         return None
-    base, val = num_classes // 2, max(num_classes // 5, 1)
+    val = max(num_classes // 5, 2)
+    base = min(num_classes // 2, num_classes - val - 2)
     return [f"base:0-{base - 1}", f"val:{base}-{base + val - 1}", f"novel:{base + val}-{num_classes - 1}"]
 
 
@@ -124,6 +126,9 @@ def _checked(roles: dict[str, list[int]], num_classes: int) -> ClassSplit:
     for role, classes in roles.items():
         if not classes:
             raise ConfigError(f"the split gives no {role} classes; every split needs base, val and novel classes")
+        if len(set(classes)) < 2:  # an episode, like a classifier over base classes, needs two classes
+            raise ConfigError(f"the split gives one {role} class ({classes[0]}); every role needs at least 2 classes "
+                              f"(e.g. base:0-5,val:6-7,novel:8-9)")
         for c in classes:
             if c >= num_classes:
                 raise ConfigError(f"the split names class {c}, but the dataset's classes are 0..{num_classes - 1}")

@@ -43,7 +43,7 @@ from ..mixing import build_mixer
 from ..models import count_parameters
 from ..seeding import MIX, MODEL, derive_seed, seed_device_generators
 from ..speed import cpu_threads, set_cuda_determinism
-from .episodes import evaluate_episodes, extract_features
+from .episodes import check_episode_shape, evaluate_episodes, extract_features
 from .network import FewShotNet, rotation_losses
 from .splits import parse_split, pooled_images, role_images
 
@@ -157,6 +157,10 @@ class _Recipe:
         pool = pooled_images(spec, config.data_dir)
         self.base_set = role_images(pool, self.split.base, config.per_class, SUBSET_SEED)
         self.val_set = role_images(pool, self.split.val, config.per_class, SUBSET_SEED)
+        # Refused before any training (and before --force clears a run), not after the first epoch.
+        sizes = torch.bincount(self.val_set.labels, minlength=len(self.split.val)).tolist()
+        check_episode_shape(config.val_ways, config.val_shots, config.queries, sizes, "val",
+                            ("--val-ways", "--val-shots"))
         self.batches = make_batches(self.base_set, config.batch_size, self.device, shuffle=True,
                                     augment=spec.augment, seed=config.seed, drop_last=True)
         self.steps = len(self.batches)
@@ -279,7 +283,8 @@ class _Recipe:
         state.epoch, state.step, state.loss_sum, state.seconds = state.epoch + 1, 0, 0.0, 0.0
         if state.stage == 2:  # s2m2's fine-tuning: its own epochs alone are compared (improved)
             state.since_best = 0 if improved else state.since_best + 1
-            record["early_stop"] = state.since_best >= config.patience
+            # An early stop ends stage 2 before --finetune-epochs; its last epoch ends it anyway.
+            record["early_stop"] = state.since_best >= config.patience and state.epoch < config.finetune_epochs
             state.done = record["early_stop"] or state.epoch >= config.finetune_epochs
         elif state.epoch >= config.epochs:
             if len(STAGES[config.method]) == 2:
