@@ -165,7 +165,10 @@ def _describe(payload: dict) -> str:
 
 def _check_compatible(payloads: list[dict], spec, role: str) -> None:
     """Every model must take the attacked dataset's inputs and predict its classes."""
+    from .checkpoint import refuse_fewshot
+
     for payload in payloads:
+        refuse_fewshot(payload)
         model = payload["model"]
         if model["num_classes"] != spec.num_classes or tuple(model["input_shape"]) != tuple(spec.input_shape):
             raise ConfigError(

@@ -381,6 +381,7 @@ def open_checkpoint(source: Union[str, Path, dict], device: Union[str, torch.dev
     from .devices import resolve_device
 
     payload = source if isinstance(source, dict) else load_checkpoint(source)
+    refuse_fewshot(payload)
     spec = get_dataset(dataset or payload["dataset"]["name"])
     if spec.num_classes != payload["model"]["num_classes"]:
         raise ConfigError(f"checkpoint '{payload['path']}' has {payload['model']['num_classes']} classes but "
@@ -392,6 +393,13 @@ def open_checkpoint(source: Union[str, Path, dict], device: Union[str, torch.dev
             "model": payload["model"]["name"], "method": method_of(payload), "alpha": config.get("alpha"),
             "epoch": payload["epoch"]}
     return OpenedCheckpoint(model, spec, config, info, payload, torch_device)
+
+
+def refuse_fewshot(payload: dict) -> None:
+    """A few-shot backbone's classifier knows only the base classes: its error on a whole dataset means nothing."""
+    if "fewshot" in payload:
+        raise ConfigError(f"checkpoint '{payload['path']}' is a few-shot backbone (mixup fewshot train); score it "
+                          f"on novel-class episodes with mixup fewshot eval --ckpt {payload['path']}")
 
 
 def load_model(path: Union[str, Path], device: Union[str, torch.device] = "cpu") -> torch.nn.Module:

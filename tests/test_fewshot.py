@@ -219,6 +219,21 @@ def test_eval_refuses_a_checkpoint_of_mixup_train(cli, digits_runs):
     assert result.exit_code == 2 and "is not a few-shot backbone" in result.stderr
 
 
+@pytest.mark.parametrize("command", [["eval", "--ckpt"], ["attack", "--method", "fgsm", "--ckpt"]])
+def test_the_whole_dataset_commands_refuse_a_few_shot_backbone_in_one_line(cli, runs, command):
+    result = cli(*command, runs["baseline"])
+    assert result.exit_code == 2 and "is a few-shot backbone" in result.stderr and "mixup fewshot eval" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_resume_across_commands_says_which_wrote_the_run(cli, runs, digits_runs):
+    """A fewshot run resumed by mixup train, and a train run by mixup fewshot train: neither config fits."""
+    for command, run in ((["train"], runs["baseline"]), (["fewshot", "train"], digits_runs["erm"])):
+        result = cli(*command, "--resume", "--out", run)
+        assert result.exit_code == 2 and "the saved config holds keys this command does not know" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
 @pytest.mark.parametrize("args, message", [
     (["--split", "base:0-5,val:5-7,novel:8-9"], "puts class 5 in base and val"),
     (["--split", "cifar-fs"], "split 'cifar-fs' is a split of cifar100's classes, not of digits's"),

@@ -362,6 +362,12 @@ def load_yaml(path: Union[str, Path]) -> dict:
 
 def check_keys(cls: type, values: dict, source: str) -> None:
     names = [f.name for f in dataclasses.fields(cls)]
+    if source == "base":  # a saved config (a run's config.yaml, a checkpoint's): no typo, another writer
+        unknown = [str(key) for key in values if key not in names]
+        if unknown:
+            raise ConfigError(f"the saved config holds keys this command does not know ({', '.join(unknown[:4])}"
+                              f"{', ...' if len(unknown) > 4 else ''}): another command (mixup train, fewshot "
+                              f"train, gan, corrupt-labels) or a newer version wrote it; continue it with that one")
     for key in values:
         if key not in names:
             raise ConfigError(
