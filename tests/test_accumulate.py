@@ -126,8 +126,12 @@ def test_an_interruption_counts_optimizer_steps_and_resumes_exactly(tmp_path):
 
 
 def test_accumulate_refuses_mixing_hidden_layers(cli):
-    result = cli("train", "--print-config", "--accumulate", "2", "--mix-where", "manifold")
-    assert result.exit_code == 2 and "--accumulate splits each batch" in result.stderr, result.stderr
+    for where in (["--mix-where", "manifold"], ["--mix-where", "latent", "--mix-layer", "1"]):
+        result = cli("train", "--print-config", "--accumulate", "2", *where)
+        assert result.exit_code == 2 and "--accumulate splits each batch" in result.stderr, result.stderr
+    # Mixing point 0 is the input: nothing inside the model to pair, so it accumulates like input mixing.
+    result = cli("train", "--print-config", "--accumulate", "2", "--mix-where", "latent", "--mix-layer", "0")
+    assert result.exit_code == 0, result.stderr
 
 
 def test_bn_bias_leaves_batchnorm_and_biases_undecayed():

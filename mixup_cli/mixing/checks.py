@@ -77,7 +77,7 @@ def check_mixing(config, spec) -> None:
         if config.mix_op == "cutmix":
             raise ConfigError(f"config key 'mix_op' cutmix pastes image boxes and works on the input only; set "
                               f"config key 'mix_where' to input, or config key 'mix_op' to interpolate")
-        if getattr(config, "accumulate", 1) > 1:
+        if getattr(config, "accumulate", 1) > 1 and not (where == "latent" and config.mix_layer == 0):  # 0: input
             raise ConfigError(f"config key 'accumulate' splits each batch into micro-batches before the model, so "
                               f"mixing hidden layers (config key 'mix_where' {where}) could pair only within a "
                               f"micro-batch, not as the whole batch would; use mix_where input, or accumulate 1")
