@@ -261,6 +261,8 @@ def test_force_with_validation_episodes_the_val_classes_cannot_fill_keeps_the_ru
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     result = cli("fewshot", "train", *quick, "--val-shots", "20", "--force")
     assert result.exit_code == 2 and "a val class holds only 30; lower --val-shots" in result.stderr
+    # Raised once the progress display has started, yet still exactly one line: no blank line before it.
+    assert result.stderr.startswith("error:") and result.stderr.count("\n") == 1, repr(result.stderr)
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
 
 

@@ -141,7 +141,10 @@ class ProgressView:
         self.stop()
 
     def stop(self):
-        self.progress.stop()
+        if self.progress.task_ids:
+            self.progress.stop()
+        else:  # nothing was drawn (an early error): Progress.stop would add a blank line on a non-terminal
+            self.progress.live.stop()
 
     def on_prepare(self, what: str, done: int, total: int) -> None:
         """A bar for slow set-up work (knn's neighbour lists), and once its first block is done, an estimate."""
