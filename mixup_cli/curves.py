@@ -74,7 +74,23 @@ def _setting(run: Path) -> str:
         return f"run:{run}"  # nothing to compare: a curve of its own
     config = yaml.safe_load(path.read_text()) or {}
     ignored = _NOT_THE_SETTING | _speed_and_run_keys()
-    return json.dumps({k: v for k, v in config.items() if k not in ignored}, sort_keys=True, default=str)
+    setting = {k: v for k, v in config.items() if k not in ignored}
+    if setting.get("labels"):
+        setting["labels"] = _label_setting(setting["labels"])
+    return json.dumps(setting, sort_keys=True, default=str)
+
+
+def _label_setting(path: str):
+    """A corrupted-label file stands for its corruption (dataset, fraction, ...) less its seed: the seeds
+    of a corrupt-labels experiment train on different files of the same setting."""
+    from .data.labels import load_label_file
+
+    try:
+        settings = load_label_file(path).settings()
+    except (ConfigError, OSError):
+        return path  # gone or unreadable: the path is all there is to compare
+    settings.pop("seed")
+    return settings
 
 
 def _speed_and_run_keys() -> set[str]:
@@ -85,18 +101,39 @@ def _speed_and_run_keys() -> set[str]:
     return {f.name for f in dataclasses.fields(TrainConfig) if f.metadata.get("panel") in ("Speed", "Run")}
 
 
-def group_runs(runs: list[Path]) -> list[list[Path]]:
-    """Runs of the same setting together, in the order first given."""
+def group_runs(runs: list[Path]) -> dict[str, list[Path]]:
+    """Runs of the same setting together, keyed by the setting, in the order first given."""
     groups: dict[str, list[Path]] = {}
     for run in runs:
         groups.setdefault(_setting(run), []).append(run)
-    return list(groups.values())
+    return groups
 
 
-def _label(group: list[Path]) -> str:
+def _name(group: list[Path]) -> str:
     names = {(run.parent.name if re.fullmatch(r"seed-\d+", run.name) else _SEED_SUFFIX.sub("", run.name)) or run.name
              for run in group}
     return " / ".join(sorted(names))
+
+
+def _labels(groups: dict[str, list[Path]]) -> list[str]:
+    """Each group's folder name; where two share one, the settings that tell them apart are added."""
+    names = [_name(group) for group in groups.values()]
+    flat = [_flatten(json.loads(key)) if not key.startswith("run:") else {} for key in groups]
+    labels = []
+    for i, name in enumerate(names):
+        twins = [j for j, other in enumerate(names) if other == name]
+        differ = sorted({k for j in twins for k in flat[i].keys() | flat[j].keys() if flat[i].get(k) != flat[j].get(k)})
+        shown = ", ".join(f"{k}={flat[i].get(k)}" for k in differ[:3])
+        labels.append(f"{name} ({shown})" if shown else name)
+    return labels
+
+
+def _flatten(setting: dict) -> dict:
+    """{'labels': {'fraction': 0.5}} -> {'fraction': 0.5}: a label file's corruption reads as its own keys."""
+    flat = {}
+    for key, value in setting.items():
+        flat.update(value if isinstance(value, dict) else {key: value})
+    return flat
 
 
 def build_curves(paths: list[Path], metrics=DEFAULT_METRICS, labels: list[str] = ()) -> list[Curve]:
@@ -106,10 +143,10 @@ def build_curves(paths: list[Path], metrics=DEFAULT_METRICS, labels: list[str] =
         raise ConfigError(f"{len(labels)} --label given for {len(groups)} curves (runs that differ only in the "
                           "seed form one curve); give one per curve, in order")
     curves = []
-    for index, group in enumerate(groups):
+    for label, group in zip(labels or _labels(groups), groups.values()):
         records = [read_metrics(run) for run in group]
         epochs = sorted(set.intersection(*(set(r) for r in records)))
-        curve = Curve(labels[index] if labels else _label(group), group, epochs)
+        curve = Curve(label, group, epochs)
         for metric in metrics:
             _check_metric(metric, group[0], records[0])
             curve.stats[metric] = [mean_std(r[e].get(metric) for r in records) for e in epochs]

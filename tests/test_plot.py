@@ -90,3 +90,22 @@ def test_bad_input_is_one_line_and_writes_nothing(cli, tmp_path, args, message):
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     assert (tmp_path / "taken.png").read_bytes() == b"keep me"
+
+
+def test_corrupt_label_seeds_pool_and_same_named_curves_say_what_differs(cli, tmp_path):
+    """A corrupt-labels experiment's seeds train on different label files of one corruption setting."""
+    from mixup_cli.data.labels import make_corrupted_labels, save_label_file
+
+    runs = []
+    for fraction, seed in ((0.5, 0), (0.5, 1), (0.2, 0)):
+        labels = save_label_file(make_corrupted_labels("digits", fraction, seed), tmp_path / f"l-{fraction}-{seed}.pt")
+        run = tmp_path / f"s{seed}" / f"fraction-{fraction}" / "mixup"
+        write_run(run, 1.0, seed)
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        (run / "config.yaml").write_text(yaml.safe_dump({**config, "labels": str(labels)}))
+        runs.append(run)
+    result = cli("plot", *runs, "--metric", "test_error", "--out", tmp_path / "f.png", "--json")
+    assert result.exit_code == 0, result.stderr
+    curves = result.json()["curves"]
+    assert [len(c["runs"]) for c in curves] == [2, 1]
+    assert [c["label"] for c in curves] == ["mixup (fraction=0.5)", "mixup (fraction=0.2)"]
