@@ -8,6 +8,8 @@ The scripting API, imported lazily so that `mixup --help` does not pay for torch
     test = load_dataset("digits", "test")              # torch Dataset of (input, label)
     net = build_model("small-cnn", num_classes=10, input_shape=(1, 8, 8))
     batch = mixup(x, y, alpha=1.0)                     # MixedBatch: .inputs, .loss(logits)
+    train_fewshot(FewShotConfig(method="s2m2", out="runs/fs"))          # S2M2 (mixup fewshot train)
+    evaluate_fewshot("runs/fs", FewShotEvalConfig(ways=3, shots=[1, 5]))  # episodes (mixup fewshot eval)
 
 docs/api.md describes each; examples/api.py runs them.
 """
@@ -31,6 +33,10 @@ _API = {
     "MixedBatch": "mixup_cli.mixing",
     "TrainConfig": "mixup_cli.config",
     "train": "mixup_cli.trainer",
+    "FewShotConfig": "mixup_cli.config.fewshot",
+    "FewShotEvalConfig": "mixup_cli.config.fewshot",
+    "train_fewshot": "mixup_cli.fewshot",
+    "evaluate_fewshot": "mixup_cli.fewshot",
 }
 
 __all__ = sorted(_API) + ["__version__"]

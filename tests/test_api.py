@@ -51,3 +51,16 @@ def test_train_checks_the_config_and_keeps_the_cli_rules_for_run_directories(tmp
     with pytest.raises(ConfigError, match="must be at least 1"):
         mixup_cli.train(mixup_cli.TrainConfig(epochs=0, out=str(tmp_path / "never")))
     assert not (tmp_path / "never").exists()
+
+
+def test_fewshot_trains_and_evaluates_from_python(tmp_path):
+    code = ("import json, mixup_cli as m\n"
+            "c = m.FewShotConfig(dataset='digits', split=['base:0-4', 'val:5-6', 'novel:7-9'], method='s2m2', epochs=1,"
+            " finetune_epochs=1, val_episodes=5, per_class=40, out='fs')\n"
+            "s = m.train_fewshot(c)\n"
+            "r = m.evaluate_fewshot('fs', m.FewShotEvalConfig(ways=3, shots=[1], episodes=10))\n"
+            "print(json.dumps([s['method'], r['results'][0]['shots'], r['results'][0]['episodes']]))")
+    proc = python(code, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.splitlines()[-1]) == ["s2m2", 1, 10]
+    assert (tmp_path / "fs" / "best.pt").is_file()
