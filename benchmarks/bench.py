@@ -351,6 +351,20 @@ def write_synthetic_cifar10(root: Path, n_train: int, n_test: int) -> None:
     (folder / "batches.meta").write_bytes(pickle.dumps({b"label_names": [b"%d" % i for i in range(10)]}))
 
 
+def write_idx_subset(name: str, data_dir: Optional[str], root: Path, n_train: int) -> None:
+    """The first n_train training and n_train // 5 test images (and labels) of an idx dataset, as idx files."""
+    import struct
+
+    from mixup_cli.data.mnist import IMAGES_MAGIC, LABELS_MAGIC, SIDE, STEMS, locate, read_idx
+
+    for split, count in (("train", n_train), ("test", max(n_train // 5, 1))):
+        for path, stem, magic, tail in zip(locate(name, split, data_dir), STEMS[split], (IMAGES_MAGIC, LABELS_MAGIC),
+                                           ((SIDE, SIDE), ())):
+            part = read_idx(path, magic, tail)[:count]
+            header = struct.pack(f">I{part.ndim}I", magic, *part.shape)
+            (root / f"{stem}-{'idx3' if tail else 'idx1'}-ubyte").write_bytes(header + part.tobytes())
+
+
 def help_startup(repeats: int) -> float:
     times = []
     for _ in range(repeats):
@@ -389,6 +403,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--synthetic", type=int, default=None, metavar="N",
                         help="time on N random images in CIFAR-10's format (and N/5 test images) instead of "
                              "--dataset/--data-dir: CIFAR's shapes and code path without its files")
+    parser.add_argument("--subset", type=int, default=None, metavar="N",
+                        help="time on the first N training images (and N/5 test images) of an idx dataset "
+                             "(fashion-mnist, mnist, kmnist), rewritten in its own format: a large model's epoch "
+                             "on real images within a CPU's minutes")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the script runs, measures nothing")
     parser.add_argument("--json", action="store_true", help="print every figure as one JSON object on stdout")
     parser.add_argument("--output", default=None, metavar="FILE", help="write that JSON object to FILE")
@@ -405,6 +423,10 @@ def measure(args) -> dict:
         scratch = tempfile.TemporaryDirectory()
         write_synthetic_cifar10(Path(scratch.name), args.synthetic, max(args.synthetic // 5, 1))
         args.dataset, args.data_dir = "cifar10", scratch.name
+    elif args.subset is not None:
+        scratch = tempfile.TemporaryDirectory()
+        write_idx_subset(args.dataset, args.data_dir, Path(scratch.name), args.subset)
+        args.data_dir = scratch.name
     spec = get_dataset(args.dataset)
     args.model = args.model or spec.default_model
     device = resolve_device(args.device)
@@ -412,7 +434,8 @@ def measure(args) -> dict:
     configure_torch(run_config(args), device)  # threads first: the settings report them
     settings = resolve_speed(run_config(args), device, spec.input_shape)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    result = {"dataset": args.dataset + (f" (synthetic, {args.synthetic} images)" if args.synthetic else ""),
+    result = {"dataset": args.dataset + (f" (synthetic, {args.synthetic} images)" if args.synthetic else "")
+              + (f" (first {args.subset} training images)" if args.subset else ""),
               "model": args.model, "batch_size": args.batch_size, "device": str(device), "device_name": name,
               "threads": torch.get_num_threads(), "repeats": args.repeats, "settings": settings.describe()}
     peak, source = peak_tflops(device, name, settings.autocast_dtype is not None, args.peak_tflops)

@@ -170,3 +170,33 @@ def test_gpu_check_stops_at_its_time_budget(tmp_path):
     assert proc.returncode == 1
     summary = proc.stdout.split("== GPU check summary")[1]
     assert summary.count("not run: the 0s budget is spent") == 4 and "bench-compile  SKIP" in summary
+
+
+def test_benchmark_on_a_subset_of_real_idx_files(tmp_path):
+    """--subset rewrites the first N images of an idx dataset in its own format and times on exactly those."""
+    from test_mnist import write_set
+
+    write_set(tmp_path / "data", sizes=(40, 20))
+    result, _ = run_bench("--dataset", "fashion-mnist", "--data-dir", str(tmp_path / "data"), "--subset", "24",
+                          "--model", "small-cnn", "--batch-size", "8", "--eval-batch-size", "8")
+    assert result["dataset"] == "fashion-mnist (first 24 training images)"
+    assert result["epoch"]["steps_per_epoch"] == 3  # 24 of the 40 written images, batch 8
+
+
+def test_write_idx_subset_keeps_the_first_images_in_the_idx_format(tmp_path):
+    import importlib.util
+
+    from test_mnist import write_set
+
+    from mixup_cli.data import load_dataset
+
+    spec = importlib.util.spec_from_file_location("bench", SCRIPT)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    written = write_set(tmp_path / "data", sizes=(40, 20))
+    bench.write_idx_subset("fashion-mnist", str(tmp_path / "data"), tmp_path, 10)
+    subset = load_dataset("fashion-mnist", "train", str(tmp_path))
+    assert subset.inputs.shape == (10, 1, 28, 28)
+    assert (subset.inputs[:, 0].numpy() == written["train"][0][:10]).all()
+    assert (subset.labels.numpy() == written["train"][1][:10]).all()
+    assert len(load_dataset("fashion-mnist", "test", str(tmp_path)).labels) == 2
