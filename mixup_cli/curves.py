@@ -7,6 +7,7 @@ curve: the mean over the seeds, with a band of ± one standard deviation.
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ from .seeds import mean_std, seed_runs
 DEFAULT_METRICS = ("test_error", "train_loss", "lr")
 # Config keys that do not change what a run computes, besides the Speed and Run panels' options.
 _NOT_THE_SETTING = {"seed", "out", "device", "data_dir", "download"}
-_SEED_SUFFIX = re.compile(r"([-_.]?(s|seed)-?\d+)$")
+_SEED_SUFFIX = re.compile(r"(?:^|[-_.])(?:s|seed)-?\d+$")  # erm-s0, mixup_seed3; not epochs200
 
 
 @dataclass
@@ -76,15 +77,26 @@ def _setting(run: Path) -> str:
     ignored = _NOT_THE_SETTING | _speed_and_run_keys()
     setting = {k: v for k, v in config.items() if k not in ignored}
     if setting.get("labels"):
-        setting["labels"] = _label_setting(setting["labels"])
+        setting["labels"] = _label_setting(_label_path(run, setting["labels"], config.get("out")))
     return json.dumps(setting, sort_keys=True, default=str)
 
 
-def _label_setting(path: str):
+def _label_path(run: Path, labels: str, out) -> Path:
+    """The label file as seen from here: a relative path was relative to where the run was started, as
+    its relative `out` was, so it is found from the run directory wherever `mixup plot` runs."""
+    path = Path(labels)
+    if path.is_absolute() or path.is_file() or not out or Path(out).is_absolute():
+        return path
+    found = Path(run) / os.path.relpath(path, out)
+    return found if found.is_file() else path
+
+
+def _label_setting(path):
     """A corrupted-label file stands for its corruption (dataset, fraction, ...) less its seed: the seeds
     of a corrupt-labels experiment train on different files of the same setting."""
     from .data.labels import load_label_file
 
+    path = str(path)
     try:
         settings = load_label_file(path).settings()
     except (ConfigError, OSError):
@@ -118,14 +130,26 @@ def _name(group: list[Path]) -> str:
 def _labels(groups: dict[str, list[Path]]) -> list[str]:
     """Each group's folder name; where two share one, the settings that tell them apart are added."""
     names = [_name(group) for group in groups.values()]
-    flat = [_flatten(json.loads(key)) if not key.startswith("run:") else {} for key in groups]
+    flat = [_flatten(json.loads(key)) if not key.startswith("run:") else {"run": key[4:]} for key in groups]
     labels = []
     for i, name in enumerate(names):
         twins = [j for j, other in enumerate(names) if other == name]
-        differ = sorted({k for j in twins for k in flat[i].keys() | flat[j].keys() if flat[i].get(k) != flat[j].get(k)})
-        shown = ", ".join(f"{k}={flat[i].get(k)}" for k in differ[:3])
-        labels.append(f"{name} ({shown})" if shown else name)
+        # The same keys for every twin (those on which they do not all agree): the first three, and more
+        # until no two twins read alike.
+        varying = sorted(k for k in {k for j in twins for k in flat[j]}
+                         if len({_text(flat[j].get(k)) for j in twins}) > 1)
+        shown = varying[:3]
+        for key in varying[3:]:
+            if len({tuple(_text(flat[j].get(k)) for k in shown) for j in twins}) == len(twins):
+                break
+            shown.append(key)
+        text = ", ".join(f"{k}={flat[i].get(k)}" for k in shown)
+        labels.append(f"{name} ({text})" if text else name)
     return labels
+
+
+def _text(value) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
 
 
 def _flatten(setting: dict) -> dict:
@@ -145,10 +169,15 @@ def build_curves(paths: list[Path], metrics=DEFAULT_METRICS, labels: list[str] =
     curves = []
     for label, group in zip(labels or _labels(groups), groups.values()):
         records = [read_metrics(run) for run in group]
+        for run, record in zip(group, records):
+            if not record:
+                raise ConfigError(f"'{run / 'metrics.jsonl'}' holds no finished epoch yet; leave the run out or "
+                                  "wait for its first epoch")
         epochs = sorted(set.intersection(*(set(r) for r in records)))
         curve = Curve(label, group, epochs)
         for metric in metrics:
-            _check_metric(metric, group[0], records[0])
+            for run, record in zip(group, records):  # every run: a band of fewer seeds than its legend says is wrong
+                _check_metric(metric, run, record)
             curve.stats[metric] = [mean_std(r[e].get(metric) for r in records) for e in epochs]
         curves.append(curve)
     return curves

@@ -1,6 +1,7 @@
 """`mixup plot`: training curves from real runs' metrics.jsonl (Figure 3b), seeds drawn as one band."""
 import json
 import statistics
+from pathlib import Path
 
 import pytest
 import yaml
@@ -77,12 +78,17 @@ def test_resumed_epochs_keep_the_last_record_and_a_torn_line_is_skipped(cli, tmp
     (["{run}", "--out", "{tmp}/fig.jpg"], "must end in .png, .svg, .pdf"),
     (["{run}", "--label", "a", "--label", "b"], "2 --label given for 1 curves"),
     (["{run}", "--out", "{tmp}/taken.png"], "already exists"),
+    (["{run}", "{empty}"], "holds no finished epoch yet"),
+    (["{run}", "{old}", "--metric", "test_error,lr"], "metric 'lr' is not in"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(cli, tmp_path, args, message):
     write_run(tmp_path / "run", 1.0, 0)
+    write_run(tmp_path / "empty", 1.0, 1, lines=['{"epoch": 1, "test_er'])  # killed while writing epoch 1
+    write_run(tmp_path / "old", 1.0, 1, lines=[json.dumps({"epoch": 1, "test_error": 5.0})])  # the seeds' 2nd run, no lr
     (tmp_path / "taken.png").write_bytes(b"keep me")
     before = sorted(p.name for p in tmp_path.iterdir())
-    filled = [a.format(run=tmp_path / "run", missing=tmp_path / "nope", tmp=tmp_path) for a in args]
+    filled = [a.format(run=tmp_path / "run", missing=tmp_path / "nope", tmp=tmp_path, empty=tmp_path / "empty",
+                       old=tmp_path / "old") for a in args]
     if not any(a == "--out" for a in filled):
         filled += ["--out", str(tmp_path / "new.png")]
     result = cli("plot", *filled)
@@ -109,3 +115,51 @@ def test_corrupt_label_seeds_pool_and_same_named_curves_say_what_differs(cli, tm
     curves = result.json()["curves"]
     assert [len(c["runs"]) for c in curves] == [2, 1]
     assert [c["label"] for c in curves] == ["mixup (fraction=0.5)", "mixup (fraction=0.2)"]
+
+
+def test_a_name_ending_in_s_and_digits_is_no_seed_suffix(cli, tmp_path):
+    write_run(tmp_path / "erm-epochs200", 0.0, 0)
+    write_run(tmp_path / "mixup-s1", 1.0, 1)
+    result = cli("plot", tmp_path / "erm-epochs200", tmp_path / "mixup-s1", "--metric", "test_error",
+                 "--out", tmp_path / "f.png", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert [c["label"] for c in result.json()["curves"]] == ["erm-epochs200", "mixup"]
+
+
+def test_same_named_lines_never_read_alike(cli, tmp_path):
+    """Three lines named 'x': each shows the same keys, enough of them to tell every pair apart."""
+    settings = [dict(alpha=1.0, dropout=0.1, lr=0.1, weight_decay=1e-4),
+                dict(alpha=1.0, dropout=0.1, lr=0.1, weight_decay=5e-4),
+                dict(alpha=2.0, dropout=0.2, lr=0.2, weight_decay=1e-4)]
+    runs = []
+    for i, setting in enumerate(settings):
+        write_run(tmp_path / str(i) / "x", 1.0, 0)
+        config = yaml.safe_load((tmp_path / str(i) / "x" / "config.yaml").read_text())
+        (tmp_path / str(i) / "x" / "config.yaml").write_text(yaml.safe_dump({**config, **setting}))
+        runs.append(tmp_path / str(i) / "x")
+    result = cli("plot", *runs, "--metric", "test_error", "--out", tmp_path / "f.png", "--json")
+    assert result.exit_code == 0, result.stderr
+    labels = [c["label"] for c in result.json()["curves"]]
+    assert len(set(labels)) == 3, labels
+    assert labels[0] == "x (alpha=1.0, dropout=0.1, lr=0.1, weight_decay=0.0001)"
+
+
+def test_relative_label_files_pool_from_another_folder(cli, tmp_path, monkeypatch):
+    """corrupt-labels --out exp writes labels: exp/fraction-0.5/labels.pt, relative to where it ran."""
+    from mixup_cli.data.labels import make_corrupted_labels, save_label_file
+
+    monkeypatch.chdir(tmp_path)
+    runs = []
+    for seed in (0, 1):
+        root = Path(f"exp-s{seed}") / "fraction-0.5"
+        root.mkdir(parents=True)
+        labels = save_label_file(make_corrupted_labels("digits", 0.5, seed), root / "labels.pt")
+        write_run(root / "mixup", 1.0, seed)
+        config = yaml.safe_load((root / "mixup" / "config.yaml").read_text())
+        (root / "mixup" / "config.yaml").write_text(yaml.safe_dump({**config, "labels": str(labels)}))
+        runs.append(root / "mixup")
+    monkeypatch.chdir(tmp_path / "exp-s0")
+    result = cli("plot", "fraction-0.5/mixup", "../exp-s1/fraction-0.5/mixup", "--metric", "test_error",
+                 "--out", tmp_path / "f.png", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert [len(c["runs"]) for c in result.json()["curves"]] == [2]

@@ -11,7 +11,7 @@ from .common import DEBUG_OPTION, JSON_OPTION, console, fail, print_json, run_gu
 HELP = ("Draw training curves from run directories' metrics.jsonl (the paper's Figure 3b: test error over epochs "
         "for ERM and mixup): one panel per metric, one line per setting. Runs whose configs differ only in the "
         "seed (e.g. the seed-N folders of a --seeds run) become one line, their mean, with a ± std band. "
-        "Writes PNG or SVG by the --out suffix; never overwrites a file.")
+        "Writes PNG, SVG or PDF by the --out suffix; never overwrites a file.")
 FORMATS = (".png", ".svg", ".pdf")
 
 
