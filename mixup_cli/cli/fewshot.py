@@ -126,7 +126,7 @@ class FewShotProgress(ProgressView):
         elif last_of_stage:
             self.progress.remove_task(self.batches)  # the run is over: no empty batch bar left behind
         if not last_of_stage or stage == 1 and self.config.method == "s2m2":
-            self.progress.reset(self.batches, total=self.progress.tasks[self.batches].total)
+            self.progress.reset(self.batches)  # keeps its total; tasks[...] indexes by position, not id
         stop = "  (no improvement: stage 2 ends)" if record.get("early_stop") else ""
         self.progress.console.print(
             f"stage {stage} epoch {record['stage_epoch']:>3}  train loss {record['train_loss']:.4f}  val "
