@@ -6,6 +6,7 @@ curve: the mean over the seeds, with a band of ± one standard deviation.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -105,12 +106,13 @@ def _label_setting(path):
     return settings
 
 
-def _speed_and_run_keys() -> set[str]:
+@functools.cache  # the same for every run of a plot
+def _speed_and_run_keys() -> frozenset[str]:
     import dataclasses
 
     from .config.train import TrainConfig
 
-    return {f.name for f in dataclasses.fields(TrainConfig) if f.metadata.get("panel") in ("Speed", "Run")}
+    return frozenset({f.name for f in dataclasses.fields(TrainConfig) if f.metadata.get("panel") in ("Speed", "Run")})
 
 
 def group_runs(runs: list[Path]) -> dict[str, list[Path]]:

@@ -158,12 +158,13 @@ def resolve_for(kind: RunKind, resolve: Callable, yaml_path, overrides: dict, ex
     return given
 
 
-def prepare_run_dir(path, config, resume: bool, force: bool, lock: Optional["DirLock"] = None) -> Path:
+def prepare_run_dir(path, config, resume: bool, force: bool, lock: Optional["DirLock"] = None,
+                    kind: RunKind = TRAIN_RUN) -> Path:
     """Check and create (or, for --resume, find) the run directory; never silently reuse one that
     holds a run. A run replaced by `force` is deleted later, by `clear_run`, once the new run can start.
     `lock` (a DirLock) is taken on the directory before anything is written in it."""
-    run_dir = run_path(path, config)
-    check_run_dir(run_dir, resume, force)
+    run_dir = resolve_out(kind, path, config)
+    check_out(kind, run_dir, resume, force)
     if not resume:
         ensure_writable_dir(run_dir)
     if lock is not None:

@@ -247,10 +247,9 @@ class _Recipe:
         shard = {"rank": self.dist.rank, "world_size": self.dist.world_size}
         # An optimizer step's whole batch (accumulate micro-batches), drawn, augmented and mixed as one: the
         # run sees what a run with a batch `accumulate` times larger sees (_accumulate_gradients cuts it).
-        self.train_batches = make_batches(self.train_set, config.batch_size * config.accumulate, device,
-                                          shuffle=True, augment=self.spec.augment, seed=config.seed,
-                                          workers=speed.workers, drop_last=True, on_device=speed.data_on_device,
-                                          **shard)
+        self.train_batches = make_batches(self.train_set, global_batch(config), device, shuffle=True,
+                                          augment=self.spec.augment, seed=config.seed, workers=speed.workers,
+                                          drop_last=True, on_device=speed.data_on_device, **shard)
         self.test_batches, self.validation_batches = (
             make_batches(split, config.eval_batch_size, device, shuffle=False, workers=speed.workers,
                          on_device=speed.data_on_device, **shard) if split is not None else None
@@ -359,7 +358,7 @@ class _Recipe:
                 buffer.copy_(kept)
             return False
         self.optimizer.step()
-        loss_sum += loss.detach()
+        loss_sum += loss  # already detached
         return True
 
     def _accumulate_gradients(self, batch) -> torch.Tensor:
@@ -427,8 +426,7 @@ class _Recipe:
                   "alpha": trained["alpha"], "train_loss": trained["train_loss"], "test_loss": metrics["loss"],
                   "test_error": metrics["top1_error"], "test_top5_error": metrics["top5_error"],
                   "epoch_seconds": seconds,  # training steps only, like samples_per_second
-                  "samples_per_second": dist.world_size * min(self.steps * config.batch_size * config.accumulate,
-                                                              len(self.train_set))
+                  "samples_per_second": dist.world_size * min(self.steps * global_batch(config), len(self.train_set))
                   / seconds, "peak_memory_mb": peak_memory_mb(self.device)}
         if self.skip_nonfinite:
             record["skipped_steps"] = trained["skipped"]

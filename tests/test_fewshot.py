@@ -214,6 +214,12 @@ def test_eval_refuses_episodes_the_novel_classes_cannot_fill_in_one_line(cli, ru
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
 
 
+def test_eval_refuses_a_missing_checkpoint_naming_the_command_that_writes_one(cli, tmp_path):
+    result = cli("fewshot", "eval", "--ckpt", tmp_path / "nope")
+    assert result.exit_code == 2 and "does not exist; pass a .pt file written by mixup fewshot train" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_eval_refuses_a_checkpoint_of_mixup_train(cli, digits_runs):
     result = cli("fewshot", "eval", "--ckpt", digits_runs["erm"], "--ways", "3")
     assert result.exit_code == 2 and "is not a few-shot backbone" in result.stderr

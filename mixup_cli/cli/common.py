@@ -36,12 +36,12 @@ def fail(message: str, code: int = 2) -> typing.NoReturn:
     raise typer.Exit(code)
 
 
-def refuse_missing_inputs(checkpoints=(), data_dir: Optional[str] = None) -> None:
+def refuse_missing_inputs(checkpoints=(), data_dir: Optional[str] = None, writer: str = "mixup train") -> None:
     """Missing inputs are refused before the library loads: importing torch takes seconds. (The
     library checks them again, for callers of the Python API.)"""
     for path in checkpoints or ():
         if not Path(path).exists():
-            fail(f"checkpoint '{path}' does not exist; pass a .pt file written by mixup train, or its run directory")
+            fail(f"checkpoint '{path}' does not exist; pass a .pt file written by {writer}, or its run directory")
     if data_dir is not None and not Path(data_dir).is_dir():
         fail(f"--data-dir: folder '{data_dir}' does not exist; pass the folder that holds the dataset's files")
 

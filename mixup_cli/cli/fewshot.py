@@ -74,7 +74,7 @@ def evaluate(
     def body():
         from ..fewshot.evaluation import evaluate_fewshot
 
-        refuse_missing_inputs(ckpt)
+        refuse_missing_inputs(ckpt, writer="mixup fewshot train")
         options = resolve_config(FewShotEvalConfig, config_path, overrides)
         reports = []
         for path in ckpt:

@@ -301,7 +301,7 @@ def missing(name: str, data_dir: Optional[str]) -> Optional[str]:
 def _loader(uci: UciSet):
     def load(split: str, data_dir, augment: bool) -> TensorSplit:
         paths = find_files(uci, data_dir)
-        stamps = tuple((p.stat().st_mtime_ns, p.stat().st_size) for p in paths)
+        stamps = tuple((s.st_mtime_ns, s.st_size) for s in map(Path.stat, paths))
         inputs, labels = _prepared(uci.name, tuple(str(p.resolve()) for p in paths), stamps)[split]
         return TensorSplit(torch.from_numpy(inputs), torch.from_numpy(labels))
 

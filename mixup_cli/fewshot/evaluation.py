@@ -58,10 +58,9 @@ def evaluate_fewshot(path, options: FewShotEvalConfig, on_shot=None) -> dict:
     for shots in options.shots:  # refused before any feature is computed
         check_episode_shape(options.ways, shots, options.queries, sizes)
     features = extract_features(net, novel, device, options.eval_batch_size)
-    labels = novel.labels.to(device)
     results = []
     for shots in options.shots:
-        result = evaluate_episodes(features, labels, options.ways, shots, options.queries, options.episodes,
+        result = evaluate_episodes(features, novel.labels, options.ways, shots, options.queries, options.episodes,
                                    options.episode_seed, options.classifier)
         results.append(result)
         if on_shot is not None:

@@ -42,7 +42,7 @@ from ..errors import ConfigError, RunError
 from ..mixing import build_mixer
 from ..models import count_parameters
 from ..seeding import MIX, MODEL, derive_seed, seed_device_generators
-from ..speed import cpu_threads, set_cuda_determinism
+from ..speed import configure_torch
 from .episodes import check_episode_shape, evaluate_episodes, extract_features
 from .network import FewShotNet, rotation_losses
 from .splits import parse_split, pooled_images, role_images
@@ -122,10 +122,7 @@ def train_fewshot(config: FewShotConfig, run_dir: Optional[Path] = None, resume:
     device = resolve_device(config.device)
     path = runs.resolve_out(FEWSHOT_RUN, run_dir if run_dir is not None else config.out, config)
     with runs.removing_new_empty_dirs(path), runs.DirLock() as lock:
-        runs.check_out(FEWSHOT_RUN, path, resume, force)
-        if not resume:
-            runs.ensure_writable_dir(path)
-        lock.take(path)
+        runs.prepare_run_dir(path, config, resume, force, lock, kind=FEWSHOT_RUN)
         recipe = _Recipe(config, path, device, callbacks or FewShotCallbacks(), should_stop, wall_start)
         recipe.setup(resume)
         return recipe.run()
@@ -142,9 +139,7 @@ class _Recipe:
     # ------------------------------------------------------------------ set-up
 
     def setup(self, resume: bool) -> None:
-        torch.set_num_threads(cpu_threads(self.config.threads, self.device))
-        if self.device.type == "cuda":
-            set_cuda_determinism(self.config.deterministic)
+        configure_torch(self.config, self.device)
         self._setup_data()
         self._setup_model()
         self._resume_state(resume)
@@ -211,7 +206,7 @@ class _Recipe:
             "device": str(self.device), "parameters": count_parameters(self.net), "steps_per_epoch": self.steps,
             "base_images": len(self.base_set), "val_images": len(self.val_set), "split": self.split.describe(),
             "stage": self.state.stage, "start_epoch": self.state.epoch, "start_step": self.state.step,
-            "stages": len(STAGES[self.config.method]), "run_dir": str(self.run_dir)})
+            "stages": self.final_stage, "run_dir": str(self.run_dir)})
 
     # ------------------------------------------------------------------ the stages
 
@@ -266,8 +261,8 @@ class _Recipe:
         """The epoch's record: its training loss and its validation-episode accuracy."""
         config = self.config
         features = extract_features(self.net, self.val_set, self.device, config.eval_batch_size)
-        val = evaluate_episodes(features, self.val_set.labels.to(self.device), config.val_ways, config.val_shots,
-                                config.queries, config.val_episodes, config.seed, config.classifier)
+        val = evaluate_episodes(features, self.val_set.labels, config.val_ways, config.val_shots, config.queries,
+                                config.val_episodes, config.seed, config.classifier)
         return {"epoch": self._epoch_index() + 1, "stage": self.state.stage, "stage_epoch": self.state.epoch + 1,
                 "train_loss": trained["train_loss"], "val_accuracy": val["mean"], "val_ci95": val["ci95"],
                 "epoch_seconds": trained["epoch_seconds"]}
@@ -287,7 +282,7 @@ class _Recipe:
             record["early_stop"] = state.since_best >= config.patience and state.epoch < config.finetune_epochs
             state.done = record["early_stop"] or state.epoch >= config.finetune_epochs
         elif state.epoch >= config.epochs:
-            if len(STAGES[config.method]) == 2:
+            if self.final_stage == 2:
                 state.stage, state.epoch = 2, 0
                 self.optimizer = self._new_optimizer()
             else:

@@ -69,9 +69,8 @@ class MixedBatch:
         if self.mix_at is not None:
             raise ValueError("a batch mixed inside the model pairs rows across the whole batch; it cannot be split")
         rows = self.inputs.shape[0]
-        lam = self.lam
         pieces = [torch.tensor_split(t, parts) for t in (self.inputs, self.targets_a, self.targets_b)]
-        lams = torch.tensor_split(lam, parts) if isinstance(lam, torch.Tensor) else [lam] * parts
+        lams = torch.tensor_split(self.lam, parts) if isinstance(self.lam, torch.Tensor) else [self.lam] * parts
         return [(dataclasses.replace(self, inputs=x, targets_a=a, targets_b=b, lam=weight, perm=None,
                                      partner_index=None), x.shape[0] / rows)
                 for x, a, b, weight in zip(*pieces, lams) if x.shape[0] > 0]

@@ -363,8 +363,8 @@ def uci_missing(scale: str, options: dict) -> dict[str, str]:
     return {name: why for name, why in reasons.items() if why}
 
 
-def uci_present(scale: str, options: dict) -> list[str]:
-    absent = uci_missing(scale, options)
+def uci_present(scale: str, options: dict, absent: Optional[dict] = None) -> list[str]:
+    absent = uci_missing(scale, options) if absent is None else absent
     return [stem for stem in UCI_RECIPES[scale] if uci_dataset(stem) not in absent]
 
 
@@ -379,8 +379,8 @@ def table4_jobs(scale: str, seeds: list[int], options: dict) -> list[Job]:
 
 def table4_report(scale: str, seeds: list[int], options: dict, root: Path) -> dict:
     rows, holds = [], {}
-    jobs = table4_jobs(scale, seeds, options)
-    for stem in uci_present(scale, options):
+    jobs, missing = table4_jobs(scale, seeds, options), uci_missing(scale, options)
+    for stem in uci_present(scale, options, missing):
         name = stem.rpartition("/")[2]
         for method in ("erm", "mixup"):
             summaries = [read_result(j, root) for j in jobs if j.key.startswith(f"table4/{name}-{method}-s")]
@@ -388,7 +388,7 @@ def table4_report(scale: str, seeds: list[int], options: dict, root: Path) -> di
                          "test_error": mean_std([s["test_error"] for s in summaries])})
         erm, mixup = (r["test_error"]["mean"] for r in rows[-2:])
         holds[uci_dataset(stem)] = mixup <= erm
-    return {"rows": rows, "missing": uci_missing(scale, options), "direction_holds": holds,
+    return {"rows": rows, "missing": missing, "direction_holds": holds,
             "paper_direction": "mixup's test error is at most ERM's",
             "paper_source": f"{paper.SOURCE}, §3.6; Table 4's numbers are in no copy of the paper reachable here"}
 
